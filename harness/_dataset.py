@@ -1,0 +1,141 @@
+"""Where a task's records come from: the HF hub at a pinned revision, local files in the upstream format, or
+the small real sample bundled with the suite. Records are streamed and turned into Samples one at a time."""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from harness._types import Sample
+
+# record, hub config (None for local files that hold every config) -> samples
+RecordToSamples = Callable[[dict[str, Any], "str | None"], Iterable[Sample]]
+
+
+class DataError(Exception):
+    """The data could not be read at all (as opposed to one bad record, which errors only its sample)."""
+
+
+@dataclass
+class Provenance:
+    """Stored with the run so its numbers can be traced to the exact data."""
+
+    kind: str  # "hub" | "local" | "bundled"
+    location: str
+    revision: str | None = None  # hub: the pinned (or resolved) commit
+    sha256: str | None = None  # local files: content hash
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Dataset:
+    """A suite's data source.
+
+    hub / hub_configs / split / revision: the HF dataset; one load per config.
+    bundled: a small real sample shipped with the suite, in the upstream local format.
+    read_local: reads a local file or folder in the upstream format, yielding (config, record);
+        defaults to JSON Lines / JSON arrays (optionally gzipped).
+    size: the full benchmark's sample count, for `harness tasks`.
+    """
+
+    to_samples: RecordToSamples
+    hub: str | None = None
+    hub_configs: list[str] | None = None
+    split: str = "test"
+    revision: str | None = None
+    bundled: Path | None = None
+    size: int | None = None
+    read_local: Callable[[Path], Iterator[tuple[str | None, dict[str, Any]]]] | None = None
+    license: str = ""
+    citation: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def open(self, source: str) -> tuple[Provenance, Iterator[Sample]]:
+        """source: "hub", "bundled", or a local path. Returns the provenance and a lazy sample stream."""
+        if source == "bundled":
+            if self.bundled is None:
+                raise DataError("this task bundles no sample; pass --data PATH or --data hub")
+            return Provenance("bundled", str(self.bundled), sha256=content_hash(self.bundled)), self._local(self.bundled)
+        if source == "hub":
+            if not self.hub:
+                raise DataError("this task has no hub dataset; pass --data PATH")
+            return Provenance("hub", self.hub, revision=self.revision), self._hub(self.hub)
+        path = Path(source).expanduser()
+        if not path.exists():
+            raise DataError(f"--data {source}: no such file or folder (use 'hub', 'bundled' or a path)")
+        return Provenance("local", str(path.resolve()), sha256=content_hash(path)), self._local(path)
+
+    def _local(self, path: Path) -> Iterator[Sample]:
+        reader = self.read_local or read_json_records
+        for config, record in reader(path):
+            yield from _safe_samples(self.to_samples, record, config)
+
+    def _hub(self, location: str) -> Iterator[Sample]:
+        """Through `datasets`, streaming; `location` may also be a local folder laid out like the hub repo."""
+        os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "10")
+        try:
+            from datasets import load_dataset
+        except ImportError as e:  # pragma: no cover - a dependency
+            raise DataError(f"the `datasets` package is missing: {e}") from e
+        for config in self.hub_configs or [None]:
+            try:
+                stream = load_dataset(location, name=config, split=self.split, revision=self.revision, streaming=True)
+                for record in stream:
+                    yield from _safe_samples(self.to_samples, record, config)
+            except (OSError, ValueError, ConnectionError) as e:
+                raise DataError(f"could not load {location} ({config or 'default'}) from the hub: "
+                                f"{str(e).splitlines()[0][:200]}; offline, use --data bundled or --data PATH") from e
+
+
+def _safe_samples(to_samples: RecordToSamples, record: dict[str, Any], config: str | None) -> Iterator[Sample]:
+    """A malformed record becomes one errored sample instead of stopping the run."""
+    if "__invalid__" in record:
+        yield Sample(id="invalid-" + ":".join(record["__invalid__"].split(":")[:2]), input="", invalid=record["__invalid__"])
+        return
+    try:
+        yield from list(to_samples(record, config))
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        rid = record.get("id") or record.get("data_id") or record.get("task_id") if isinstance(record, dict) else None
+        digest = hashlib.sha1(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:10]
+        yield Sample(id=f"invalid-{rid or digest}", input="", invalid=f"malformed record: {type(e).__name__}: {e}")
+
+
+def read_json_records(path: Path) -> Iterator[tuple[str | None, dict[str, Any]]]:
+    """JSON Lines or a JSON array (optionally .gz); a folder is read file by file in name order."""
+    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in (".jsonl", ".json", ".gz")) if path.is_dir() else [path]
+    for file in files:
+        opener = gzip.open if file.suffix == ".gz" else open
+        with opener(file, "rt", encoding="utf-8") as fh:
+            head = fh.read(1)
+            while head and head.isspace():
+                head = fh.read(1)
+            if head == "[":
+                fh.seek(0)
+                for record in json.load(fh):
+                    yield None, record
+                continue
+            fh.seek(0)
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    yield None, json.loads(line)
+                except json.JSONDecodeError as e:
+                    yield None, {"__invalid__": f"{file.name}:{lineno}: not JSON ({e.msg})"}
+
+
+def content_hash(path: Path) -> str:
+    h = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        h.update(str(file.relative_to(path) if path.is_dir() else file.name).encode())
+        with open(file, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()

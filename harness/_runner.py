@@ -1,0 +1,309 @@
+"""The run loop: stream samples, solve and score them with bounded concurrency, commit each as it finishes.
+
+One producer streams (task, sample, epoch) items into a bounded queue (so memory does not grow with the
+dataset), `max_samples` workers solve and score them, and one writer commits finished results in small
+batches from a thread, so SQLite sees a single writer and the event loop never waits on disk.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import platform
+import sys
+import time
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable
+
+from harness._dataset import DataError, Provenance
+from harness._registry import UsageError, get_task
+from harness._task import SolveContext, Task, TaskState
+from harness._types import InfraError, Sample
+from harness.model import ModelClient, get_model, split_model_args
+from harness.store import SampleResult, Store
+
+WRITE_BATCH = 256
+WRITE_INTERVAL_S = 0.2
+
+
+@dataclass
+class TaskRef:
+    """How to rebuild a task: what the registry needs, and what every run stores."""
+
+    name: str
+    variant: str = "default"
+    args: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return self.name if self.variant == "default" else f"{self.name}@{self.variant}"
+
+
+@dataclass
+class EvalPlan:
+    model: str
+    tasks: list[TaskRef]
+    base_url: str | None = None
+    model_args: dict[str, Any] = field(default_factory=dict)  # -M: client options and sampling settings
+    data: str = "hub"  # "hub" | "bundled" | a local path (for every task of the run)
+    limit: int | None = None
+    sample_ids: list[str] | None = None
+    epochs: int = 1
+    max_samples: int | None = None  # samples in flight; defaults to the endpoint's connection limit
+    seed: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"model": self.model, "tasks": [t.__dict__ for t in self.tasks], "base_url": self.base_url,
+                "model_args": self.model_args, "data": self.data, "limit": self.limit, "sample_ids": self.sample_ids,
+                "epochs": self.epochs, "max_samples": self.max_samples, "seed": self.seed}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "EvalPlan":
+        return cls(**{**d, "tasks": [TaskRef(**t) for t in d["tasks"]]})
+
+
+@dataclass
+class TaskProgress:
+    label: str
+    total: int | None
+    already_done: int
+
+
+class Runner:
+    def __init__(self, plan: EvalPlan, store: Store, *, model: ModelClient | None = None, run_id: str | None = None,
+                 command: str = "", on_task_start: Callable[[TaskProgress], None] | None = None,
+                 on_sample_done: Callable[[str, SampleResult], None] | None = None):
+        self.plan = plan
+        self.store = store
+        self.command = command
+        self.resuming = run_id is not None
+        self.run_id = run_id or f"{datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+        self.model = model or get_model(plan.model, base_url=plan.base_url, args=plan.model_args)
+        self.on_task_start = on_task_start or (lambda p: None)
+        self.on_sample_done = on_sample_done or (lambda label, r: None)
+        self.tasks: list[Task] = [get_task(t.name).build(t.variant, t.args) for t in plan.tasks]
+        _, sampling = split_model_args(plan.model_args)
+        self.config = {**sampling, **({"seed": plan.seed} if plan.seed is not None else {})}
+        limiter = getattr(self.model, "limiter", None)
+        self.max_samples = plan.max_samples or (limiter.max_limit if limiter else 64)
+
+    async def run(self) -> str:
+        await self.model.check()
+        if not self.resuming:
+            self.store.create_run(id=self.run_id, model=self.plan.model, model_info=self.model.info(),
+                                  generate_config=self.config, base_url=self.plan.base_url, seed=self.plan.seed,
+                                  epochs=self.plan.epochs, plan=self.plan.to_json(), limiters=self._limiters(),
+                                  environment=environment(), command=self.command)
+        else:
+            self.store.set_run_status(self.run_id, "running")
+        try:
+            for task in self.tasks:
+                await self._run_task(task)
+        except BaseException:
+            self.store.set_run_status(self.run_id, "interrupted", limiters=self._limiters())
+            raise
+        finally:
+            await self.model.aclose()
+        self.store.set_run_status(self.run_id, "finished", limiters=self._limiters())
+        return self.run_id
+
+    def _limiters(self) -> dict[str, Any]:
+        limits = {"samples": {"name": "samples", "max": self.max_samples}}
+        limiter = getattr(self.model, "limiter", None)
+        if limiter is not None:
+            limits[limiter.name] = limiter.info()
+        return limits
+
+    async def _run_task(self, task: Task) -> None:
+        label = task.name if task.variant == "default" else f"{task.name}@{task.variant}"
+        try:
+            provenance, _ = task.dataset.open(self.plan.data)
+        except DataError as e:
+            raise UsageError(f"{label}: {e}") from None
+        planned = self._count(task) * self.plan.epochs
+        rt_id = self._run_task_row(task, provenance, planned)
+        done = self.store.done(rt_id)
+        self.on_task_start(TaskProgress(label, planned, len(done)))
+        ctx = SolveContext(model=self.model, config=self.config, task=task)
+
+        queue: asyncio.Queue = asyncio.Queue(maxsize=self.max_samples * 2)
+        results: asyncio.Queue = asyncio.Queue()
+
+        async def produce() -> None:
+            for sample in self._samples(task):
+                for epoch in range(self.plan.epochs):
+                    if (sample.id, epoch) not in done:
+                        await queue.put((sample, epoch))
+            for _ in range(self.max_samples):
+                await queue.put(None)
+
+        async def work() -> None:
+            while (item := await queue.get()) is not None:
+                result = await self._solve(task, ctx, rt_id, *item)
+                results.put_nowait(result)
+                self.on_sample_done(label, result)
+
+        writer = asyncio.create_task(self._write(results))
+        workers = [asyncio.create_task(work()) for _ in range(self.max_samples)]
+        try:
+            await asyncio.gather(produce(), *workers)
+        finally:
+            for w in workers:
+                w.cancel()
+            results.put_nowait(None)
+            await asyncio.shield(writer)  # commit what finished, also on Ctrl-C
+        self.store.set_metrics(rt_id, compute_metrics(task, self.store.sample_values(rt_id),
+                                                      self.store.status_counts(rt_id)))
+
+    def _run_task_row(self, task: Task, provenance: Provenance, planned: int) -> int:
+        fields = dict(task_args=task.args, task_version=task.version, dataset=provenance.to_json(),
+                      samples_planned=planned)
+        if self.resuming:
+            existing = {(t["task"], t["variant"]): t for t in self.store.run_tasks(self.run_id)}
+            prior = existing.get((task.name, task.variant))
+            if prior and prior["dataset"].get("sha256") != provenance.sha256:
+                raise UsageError(f"the data of {task.name} changed since run {self.run_id} started "
+                                 f"({prior['dataset'].get('location')}); start a new run instead of resuming")
+            if prior and prior["task_version"] != task.version:
+                raise UsageError(f"{task.name} is now version {task.version}, run {self.run_id} used "
+                                 f"{prior['task_version']}; start a new run instead of resuming")
+        return self.store.run_task(self.run_id, task.name, task.variant, **fields)
+
+    def _samples(self, task: Task):
+        _, stream = task.dataset.open(self.plan.data)
+        wanted = set(self.plan.sample_ids or [])
+        count = 0
+        for sample in stream:
+            if wanted and sample.id not in wanted:
+                continue
+            if self.plan.limit is not None and count >= self.plan.limit:
+                return
+            count += 1
+            yield sample
+
+    def _count(self, task: Task) -> int:
+        """A streaming pass to size the progress bar; hub data is sized from the task's declared size."""
+        if self.plan.data == "hub" and task.dataset.size is not None and not self.plan.sample_ids:
+            return min(task.dataset.size, self.plan.limit or task.dataset.size)
+        return sum(1 for _ in self._samples(task))
+
+    async def _solve(self, task: Task, ctx: SolveContext, rt_id: int, sample: Sample, epoch: int) -> SampleResult:
+        state = TaskState(sample=sample, epoch=epoch)
+        row: dict[str, Any] = {"sample_id": sample.id, "epoch": epoch, "target": _text(sample.target),
+                               "metadata": sample.metadata}
+        t0 = time.perf_counter()
+        score_json: list[dict[str, Any]] = []
+        try:
+            if sample.invalid:
+                raise InfraError(sample.invalid)
+            await task.solver(state, ctx)
+            scores = [await scorer(state, ctx) for scorer in task.scorers]
+            head = scores[0]
+            values = {k: v for s in scores for k, v in s.values.items()}
+            row.update(status="scored", score=head.value, scores=values, answer=head.answer,
+                       explanation=head.explanation, error_category=head.error_category)
+            score_json = [s.__dict__ for s in scores]
+        except InfraError as e:
+            if e.call is not None:
+                state.calls.append(e.call)
+            row.update(status="error", error=str(e))
+        except Exception as e:  # a bug in a solver or scorer must not stop the run or pass as a model failure
+            row.update(status="error", error=f"internal error: {type(e).__name__}: {e}")
+            score_json = [{"traceback": traceback.format_exc()}]
+        prompt = next((m["content"] for m in reversed(state.messages) if m.get("role") == "user"), None)
+        row.update(prompt=_text(prompt), response=state.completion if state.output else None,
+                   latency_s=time.perf_counter() - t0,
+                   input_tokens=_sum(c.input_tokens for c in state.calls),
+                   output_tokens=_sum(c.output_tokens for c in state.calls))
+        calls = [{"sample_id": sample.id, "epoch": epoch, "idx": i, "kind": c.kind, "model": c.model,
+                  "input_tokens": c.input_tokens, "output_tokens": c.output_tokens, "latency_s": c.latency_s,
+                  "attempts": max(1, len(c.attempts)), "error": c.error, "started_at": c.started_at}
+                 for i, c in enumerate(state.calls)]
+        trace = {"messages": state.messages, "calls": [c.to_json() for c in state.calls], "scores": score_json,
+                 "metadata": state.metadata}
+        return SampleResult(rt_id, row, calls, trace)
+
+    async def _write(self, results: asyncio.Queue) -> None:
+        """Drain finished results into one transaction at a time, from a thread; None ends it."""
+        while True:
+            item, batch = await results.get(), []
+            while item is not None:
+                batch.append(item)
+                if len(batch) >= WRITE_BATCH or results.empty():
+                    break
+                item = results.get_nowait()
+            if batch:
+                await asyncio.to_thread(self.store.write, batch)
+            if item is None:
+                return
+            await asyncio.sleep(WRITE_INTERVAL_S)  # let results gather: fewer, larger transactions
+
+
+def compute_metrics(task: Task, rows: list[dict[str, Any]], counts: dict[str, int]) -> dict[str, Any]:
+    """Overall and per-breakdown metrics; epochs of one sample are averaged before aggregating."""
+
+    def aggregate(subset: list[dict[str, Any]]) -> dict[str, Any]:
+        out = {}
+        for metric in task.metrics:
+            per_sample: dict[str, list[float]] = {}
+            for r in subset:
+                v = r["score"] if metric.key == "value" else (r["scores"] or {}).get(metric.key)
+                if v is not None:
+                    per_sample.setdefault(r["sample_id"], []).append(float(v))
+            mv = metric.compute(list(per_sample.values()))
+            if mv is not None:
+                out[metric.name] = mv.to_json()
+        return out
+
+    by: dict[str, dict[str, Any]] = {}
+    for key in task.breakdowns:
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for r in rows:
+            value = (r["metadata"] or {}).get(key)
+            if value is not None:
+                groups.setdefault(str(value), []).append(r)
+        by[key] = {g: aggregate(groups[g]) for g in sorted(groups)}
+    return {"overall": aggregate(rows), "by": by, "headline": task.headline,
+            "counts": {"scored": counts.get("scored", 0), "error": counts.get("error", 0)}}
+
+
+def environment() -> dict[str, Any]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    packages = {}
+    for name in ("harness", "datasets", "aiohttp", "sqlalchemy", "alembic", "tenacity", "pydantic", "docker", "vllm"):
+        try:
+            packages[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return {"harness_version": packages.get("harness"), "git_commit": _git_commit(), "python": sys.version.split()[0],
+            "platform": platform.platform(), "packages": packages}
+
+
+def _git_commit() -> str | None:
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True,
+                             timeout=5)
+        if out.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=Path(__file__).parent,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _sum(values) -> int | None:
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None

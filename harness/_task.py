@@ -1,0 +1,102 @@
+"""What a benchmark suite declares: its data, how a sample is solved, how it is scored, what the paper reported."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol
+
+from harness._dataset import Dataset
+from harness._types import Message, ModelCall, ModelOutput, Sample, Score
+from harness.scoring._metrics import Metric
+
+if TYPE_CHECKING:
+    from harness.model import ModelClient
+
+
+@dataclass
+class TaskState:
+    """A sample being worked on: the conversation so far and every call made for it."""
+
+    sample: Sample
+    epoch: int
+    messages: list[Message] = field(default_factory=list)
+    output: ModelOutput | None = None
+    calls: list[ModelCall] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def completion(self) -> str:
+        return self.output.text if self.output else ""
+
+
+@dataclass
+class SolveContext:
+    """What solvers and scorers may use: the evaluated model, its settings, and shared resources."""
+
+    model: "ModelClient"
+    config: dict[str, Any]
+    task: "Task"
+    judges: dict[str, "ModelClient"] = field(default_factory=dict)
+    sandbox: Any = None  # a harness.sandboxes.SandboxBackend when the task needs one
+
+
+class Solver(Protocol):
+    async def __call__(self, state: TaskState, ctx: SolveContext) -> TaskState: ...
+
+
+class Scorer(Protocol):
+    async def __call__(self, state: TaskState, ctx: SolveContext) -> Score: ...
+
+
+@dataclass
+class generate:
+    """The single-turn solver: send the sample's messages (after an optional system prompt) once."""
+
+    system: str | None = None
+
+    async def __call__(self, state: TaskState, ctx: SolveContext) -> TaskState:
+        state.messages = state.sample.messages(self.system)
+        state.output = await ctx.model.generate(state.messages, ctx.config, sample=state.sample, task=ctx.task,
+                                                epoch=state.epoch)
+        state.calls.append(state.output.call)
+        state.messages.append({"role": "assistant", "content": state.output.text})
+        return state
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A number the paper reported, shown beside ours and labelled as reported, never as measured here."""
+
+    model: str
+    metric: str
+    value: float
+    group: str | None = None  # e.g. "cipher=Rot13"; None for the overall figure
+    source: str = ""
+    note: str = ""
+
+
+@dataclass
+class Task:
+    """A benchmark suite, configured (a variant and its arguments applied).
+
+    metrics: aggregated over all samples and, for every key in `breakdowns`, per metadata value.
+    headline: the metric leaderboards rank by.
+    """
+
+    name: str
+    version: str
+    dataset: Dataset
+    solver: Solver
+    scorers: list[Scorer]
+    metrics: list[Metric]
+    headline: str
+    breakdowns: list[str] = field(default_factory=list)
+    reference: list[Reference] = field(default_factory=list)
+    description: str = ""
+    config: dict[str, Any] = field(default_factory=dict)  # sampling defaults the paper used
+    needs_sandbox: bool = False
+    reference_response: Callable[[Sample], str] = lambda sample: str(sample.target)
+    read_replay: Callable[[Path], Iterator[tuple[str, int | None, str]]] | None = None  # upstream response formats
+    # set by the registry when it builds the task, so a stored run can be rebuilt
+    variant: str = "default"
+    args: dict[str, Any] = field(default_factory=dict)

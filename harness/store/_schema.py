@@ -1,0 +1,104 @@
+"""The tables. Every scored sample is a row; its full trace (messages, every call with its attempts) is a
+compressed JSON blob addressed by its hash. Changing a table needs an Alembic revision in migrations/."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Run(Base):
+    """One `harness eval` invocation: a model against one or more tasks, with everything needed to reproduce it."""
+
+    __tablename__ = "runs"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    status: Mapped[str] = mapped_column(String(16))  # running | finished | interrupted
+    model: Mapped[str] = mapped_column(String(200), index=True)  # as given, e.g. openai/gpt-4o-mini
+    model_info: Mapped[dict] = mapped_column(JSON)  # endpoint, client options, limiter
+    generate_config: Mapped[dict] = mapped_column(JSON)  # sampling settings sent with every call
+    base_url: Mapped[str | None] = mapped_column(String(500))
+    seed: Mapped[int | None] = mapped_column(Integer)
+    epochs: Mapped[int] = mapped_column(Integer)
+    plan: Mapped[dict] = mapped_column(JSON)  # limit, sample ids, data source, concurrency: how to redo it
+    limiters: Mapped[dict] = mapped_column(JSON)  # every concurrency limit in force, by name
+    environment: Mapped[dict] = mapped_column(JSON)  # harness version + git commit, python, packages, host
+    command: Mapped[str] = mapped_column(Text)
+
+
+class RunTask(Base):
+    """A task (at one variant) inside a run, with its data provenance and its final metrics."""
+
+    __tablename__ = "run_tasks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    task: Mapped[str] = mapped_column(String(200), index=True)
+    variant: Mapped[str] = mapped_column(String(100))
+    task_args: Mapped[dict] = mapped_column(JSON)
+    task_version: Mapped[str] = mapped_column(String(50))
+    dataset: Mapped[dict] = mapped_column(JSON)  # Provenance: kind, location, revision, sha256
+    samples_planned: Mapped[int | None] = mapped_column(Integer)
+    metrics: Mapped[dict | None] = mapped_column(JSON)  # {"overall": {...}, "by": {key: {value: {...}}}}
+    __table_args__ = (UniqueConstraint("run_id", "task", "variant"),)
+
+
+class SampleRow(Base):
+    """One finished (run, task, sample, epoch). status 'scored' rows count in metrics; 'error' rows are
+    infrastructure failures (API gave up, bad record) and never count as the model's failures."""
+
+    __tablename__ = "samples"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_task_id: Mapped[int] = mapped_column(ForeignKey("run_tasks.id", ondelete="CASCADE"))
+    sample_id: Mapped[str] = mapped_column(String(300))
+    epoch: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))  # scored | error
+    score: Mapped[float | None] = mapped_column(Float)  # the headline value (1/0 for correct/incorrect)
+    scores: Mapped[dict | None] = mapped_column(JSON)  # every named value from the scorers
+    answer: Mapped[str | None] = mapped_column(Text)  # what was extracted from the response
+    target: Mapped[str | None] = mapped_column(Text)
+    prompt: Mapped[str | None] = mapped_column(Text)  # the last user message sent
+    response: Mapped[str | None] = mapped_column(Text)  # the model's final text
+    error_category: Mapped[str | None] = mapped_column(String(100))  # why a miss is a miss
+    error: Mapped[str | None] = mapped_column(Text)  # infrastructure error, for status 'error'
+    explanation: Mapped[str | None] = mapped_column(Text)
+    sample_metadata: Mapped[dict | None] = mapped_column("metadata", JSON)
+    input_tokens: Mapped[int | None] = mapped_column(Integer)
+    output_tokens: Mapped[int | None] = mapped_column(Integer)
+    latency_s: Mapped[float | None] = mapped_column(Float)
+    trace_hash: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    __table_args__ = (UniqueConstraint("run_task_id", "sample_id", "epoch"),)
+
+
+class CallRow(Base):
+    """One model or judge call of a sample, for cost and latency analysis without opening traces."""
+
+    __tablename__ = "calls"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_task_id: Mapped[int] = mapped_column(ForeignKey("run_tasks.id", ondelete="CASCADE"))
+    sample_id: Mapped[str] = mapped_column(String(300))
+    epoch: Mapped[int] = mapped_column(Integer)
+    idx: Mapped[int] = mapped_column(Integer)  # order within the sample
+    kind: Mapped[str] = mapped_column(String(16))  # model | judge
+    model: Mapped[str] = mapped_column(String(200))
+    input_tokens: Mapped[int | None] = mapped_column(Integer)
+    output_tokens: Mapped[int | None] = mapped_column(Integer)
+    latency_s: Mapped[float | None] = mapped_column(Float)
+    attempts: Mapped[int] = mapped_column(Integer)  # 1 + retries
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[float | None] = mapped_column(Float)
+    __table_args__ = (Index("ix_calls_sample", "run_task_id", "sample_id", "epoch"),)
+
+
+class Trace(Base):
+    """zlib-compressed JSON: messages, calls (with attempts and raw metadata), score details."""
+
+    __tablename__ = "traces"
+    hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)

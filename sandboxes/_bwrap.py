@@ -1,0 +1,266 @@
+"""bubblewrap backend: each sandbox is a host temp dir bound at /work (and one at /tmp) inside a
+fresh set of namespaces (user, pid, net, ipc, uts, cgroup), running the host's /usr/bin/python3.
+
+Limits are rlimits (no cgroups without a daemon): RLIMIT_AS for memory, RLIMIT_NPROC for pids,
+RLIMIT_CPU as a backstop to the wall clock, RLIMIT_FSIZE for files. `cpus` is not enforced.
+When the harness runs as root, each sandbox runs as its own unprivileged host uid (via setpriv):
+root mapped into a user namespace would still own the host's files, and a uid per sandbox gives
+each its own RLIMIT_NPROC count.
+"""
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import resource
+import secrets
+import shutil
+import stat
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ._pool import Pool
+from ._process import run_process
+from ._types import (BASE_ENV, WORKDIR, ExecResult, SandboxBackend, SandboxError, SandboxLimits,
+                     check_cmd, sandbox_path)
+
+BWRAP = "bwrap"
+_FILE_LIMIT = 1 << 30  # RLIMIT_FSIZE: largest single file a sandbox may write
+
+
+@functools.lru_cache(maxsize=1)
+def bwrap_status() -> dict[str, Any]:
+    """Whether bwrap can actually build a sandbox here (it is often installed but blocked)."""
+    exe = shutil.which(BWRAP)
+    if exe is None:
+        return {"ok": False, "error": "bwrap not found (apt-get install bubblewrap)", "version": None}
+    try:
+        version = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=10).stdout.strip()
+        with tempfile.TemporaryDirectory() as d:
+            argv = _bwrap_argv(Path(d), Path(d), Path(d), ["/bin/true"], WORKDIR, {}, disable_userns=False)
+            r = subprocess.run(_setpriv(_probe_uid()) + argv, capture_output=True, text=True, timeout=20, env={})
+        if r.returncode != 0:
+            return {"ok": False, "error": f"bwrap cannot create a sandbox here: {r.stderr.strip()}",
+                    "version": version}
+    except (OSError, subprocess.SubprocessError) as e:
+        return {"ok": False, "error": f"bwrap failed: {e}", "version": None}
+    return {"ok": True, "error": "", "version": version, "path": exe}
+
+
+def _probe_uid() -> int | None:
+    return 65534 if os.geteuid() == 0 else None
+
+
+def _setpriv(uid: int | None) -> list[str]:
+    if uid is None:
+        return []
+    return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all", "--"]
+
+
+def _ro_system_binds() -> list[str]:
+    args = ["--ro-bind", "/usr", "/usr"]
+    # On merged-/usr systems /bin, /lib... are symlinks; recreate them rather than bind them.
+    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+        if os.path.islink(top):
+            args += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            args += ["--ro-bind", top, top]
+    # Only the parts of /etc that programs need: shared-library config and alternatives
+    # (numpy's BLAS is found through /etc/alternatives), never passwd/shadow/ssh or the like.
+    for p in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives",
+              "/etc/localtime", "/etc/ssl/certs", "/etc/mime.types"):
+        args += ["--ro-bind-try", p, p]
+    return args
+
+
+def _bwrap_argv(work: Path, tmp: Path, etc: Path, cmd: list[str], cwd: str, env: dict[str, str],
+                *, disable_userns: bool = True) -> list[str]:
+    argv = [BWRAP, "--unshare-all", "--die-with-parent", "--new-session", "--hostname", "sandbox",
+            *_ro_system_binds(),
+            "--ro-bind-try", str(etc / "passwd"), "/etc/passwd",
+            "--ro-bind-try", str(etc / "group"), "/etc/group",
+            "--proc", "/proc", "--dev", "/dev",
+            "--bind", str(work), WORKDIR, "--bind", str(tmp), "/tmp",
+            "--chdir", cwd, "--clearenv"]
+    if disable_userns:
+        argv += ["--unshare-user", "--disable-userns"]  # no nested namespaces: less kernel surface
+    for k, v in env.items():
+        argv += ["--setenv", k, v]
+    return argv + ["--", *cmd]
+
+
+def _count_processes(uid: int) -> int:
+    n = 0
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                if os.stat(f"/proc/{d}").st_uid == uid:
+                    n += 1
+            except OSError:
+                pass
+    return n
+
+
+def _wipe(d: Path) -> None:
+    def force(func, path, _exc):  # sandboxed code may have chmod'ed things to 000
+        os.chmod(os.path.dirname(path), 0o700)
+        if os.path.isdir(path) and not os.path.islink(path):
+            os.chmod(path, 0o700)
+        func(path)
+
+    for p in d.iterdir():
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, onerror=force)
+        else:
+            p.unlink()
+
+
+class BwrapSandbox:
+    def __init__(self, backend: "BwrapBackend", root: Path, uid: int | None) -> None:
+        self._b = backend
+        self.root, self.uid = root, uid
+        self.work, self.tmp = root / "work", root / "tmp"
+        self.uses, self.broken = 0, False
+
+    def _host_path(self, path: str, *, create_parents: bool = False) -> Path:
+        p = sandbox_path(path)
+        for prefix, host in ((WORKDIR, self.work), ("/tmp", self.tmp)):
+            if p == prefix or p.startswith(prefix + "/"):
+                target = host / p[len(prefix):].lstrip("/")
+                break
+        else:
+            raise ValueError(f"{path!r}: only files under {WORKDIR} and /tmp are reachable from the host")
+        if create_parents:
+            self._makedirs(target.parent, host)
+        # Sandboxed code may plant symlinks (work/x -> /etc/shadow); never follow one out.
+        parent = Path(os.path.realpath(target.parent))
+        if parent != host and host not in parent.parents:
+            raise PermissionError(f"{path!r} resolves outside the sandbox")
+        return parent / target.name
+
+    def _makedirs(self, d: Path, host: Path) -> None:
+        missing = []
+        while d != host and not d.exists():
+            missing.append(d)
+            d = d.parent
+        for m in reversed(missing):
+            if os.path.realpath(m.parent) != str(m.parent) and host not in Path(os.path.realpath(m.parent)).parents:
+                raise PermissionError(f"{m} resolves outside the sandbox")
+            m.mkdir()
+            if self.uid is not None:
+                os.chown(m, self.uid, self.uid)
+
+    async def exec(self, cmd: list[str], *, input: str | bytes | None = None, timeout_s: float | None = None,
+                   cwd: str | None = None, env: dict[str, str] | None = None) -> ExecResult:
+        check_cmd(cmd)
+        lim = self._b.limits
+        timeout = lim.timeout_s if timeout_s is None else timeout_s
+        argv = _setpriv(self.uid) + _bwrap_argv(self.work, self.tmp, self._b._etc, cmd,
+                                                sandbox_path(cwd or WORKDIR), {**BASE_ENV, **(env or {})})
+        nproc = lim.pids if self.uid is not None else lim.pids + await asyncio.to_thread(_count_processes, os.getuid())
+        cpu = int(timeout) + 2
+        mem = lim.memory_mb << 20
+
+        def preexec() -> None:  # runs in the child, between fork and exec
+            resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+            resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+            resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
+            resource.setrlimit(resource.RLIMIT_FSIZE, (_FILE_LIMIT, _FILE_LIMIT))
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+            resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))
+            os.nice(5)  # keep the harness itself responsive on small machines
+
+        data = input.encode() if isinstance(input, str) else input
+        res = await run_process(argv, input=data, timeout_s=timeout, output_bytes=lim.output_bytes,
+                                env={}, preexec_fn=preexec)
+        if res.returncode is not None and res.returncode != 0 and res.stderr.startswith("bwrap:"):
+            raise SandboxError(f"bwrap failed: {res.stderr.strip()}")
+        return res
+
+    async def write_file(self, path: str, content: str | bytes) -> None:
+        data = content.encode() if isinstance(content, str) else content
+        target = self._host_path(path, create_parents=True)
+
+        def write() -> None:
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            if self.uid is not None:
+                os.chown(target, self.uid, self.uid)
+
+        await asyncio.to_thread(write)
+
+    async def read_file(self, path: str) -> bytes:
+        target = self._host_path(path)
+
+        def read() -> bytes:
+            fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW)
+            with os.fdopen(fd, "rb") as f:
+                if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                    raise IsADirectoryError(path)
+                return f.read()
+
+        return await asyncio.to_thread(read)
+
+
+class BwrapBackend(SandboxBackend):
+    name = "bwrap"
+
+    def __init__(self, limits: SandboxLimits = SandboxLimits(), pool_size: int | None = None) -> None:
+        st = bwrap_status()
+        if not st["ok"]:
+            raise SandboxError(st["error"])
+        self.limits = limits
+        self._version = st["version"]
+        self._root = Path(tempfile.mkdtemp(prefix="harness-bwrap-"))
+        os.chmod(self._root, 0o711)  # sandbox uids must traverse it to reach their own dirs
+        self._etc = self._root / "etc"
+        self._etc.mkdir(mode=0o755)
+        # A passwd without the host's accounts; enough for getpass/pwd lookups to work.
+        (self._etc / "passwd").write_text("root:x:0:0::/:/usr/sbin/nologin\n"
+                                          f"sandbox:x:{os.getuid() if os.geteuid() else 65534}:65534::/work:/bin/sh\n"
+                                          "nobody:x:65534:65534::/nonexistent:/usr/sbin/nologin\n")
+        (self._etc / "group").write_text("root:x:0:\nnogroup:x:65534:\n")
+        for f in ("passwd", "group"):
+            os.chmod(self._etc / f, 0o644)
+        self._pool = Pool(pool_size or max(2, os.cpu_count() or 2), self._create, self._reset, self._destroy,
+                          max_uses=1_000_000)
+
+    def info(self) -> dict[str, Any]:
+        return {"backend": self.name, "bwrap_version": self._version, "python": "/usr/bin/python3 (host)",
+                "limits": self.limits.to_dict(), "pool_size": self._pool.size,
+                "not_enforced": ["cpus"], "memory_limit": "RLIMIT_AS (address space)"}
+
+    def acquire(self, *, fresh: bool = False):
+        return self._pool.acquire(fresh=fresh)
+
+    async def aclose(self) -> None:
+        await self._pool.aclose()
+        await asyncio.to_thread(shutil.rmtree, self._root, True)
+
+    async def _create(self) -> BwrapSandbox:
+        def make() -> BwrapSandbox:
+            root = Path(tempfile.mkdtemp(prefix="sb-", dir=self._root))
+            os.chmod(root, 0o711)
+            # Under root: a fresh high uid per sandbox (no passwd entry needed).
+            uid = 0x40000 + secrets.randbelow(0x10000) if os.geteuid() == 0 else None
+            for d in ("work", "tmp"):
+                (root / d).mkdir(mode=0o700)
+                if uid is not None:
+                    os.chown(root / d, uid, uid)
+            return BwrapSandbox(self, root, uid)
+
+        return await asyncio.to_thread(make)
+
+    async def _reset(self, sb: BwrapSandbox) -> bool:
+        def wipe() -> bool:
+            for d in (sb.work, sb.tmp):
+                _wipe(d)
+            return not any(sb.work.iterdir()) and not any(sb.tmp.iterdir())
+
+        return await asyncio.to_thread(wipe)
+
+    async def _destroy(self, sb: BwrapSandbox) -> None:
+        await asyncio.to_thread(shutil.rmtree, sb.root, True)

@@ -1,0 +1,256 @@
+"""Docker backend: a pool of warm, locked-down containers (`sleep infinity`), one exec per command.
+
+Every command runs as `timeout -s KILL T cmd` inside the container, and the host also keeps a
+deadline: if the exec still hangs past it, the container is killed and replaced. Containers that
+timed out, hit the output cap, were OOM-killed or served max_uses samples are replaced; otherwise
+the work dir and /tmp are wiped (and stray processes killed) between uses.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+import time
+import uuid
+from typing import Any
+
+from . import _image
+from ._pool import Pool
+from ._types import (BASE_ENV, WORKDIR, ExecResult, SandboxBackend, SandboxError, SandboxLimits,
+                     check_cmd, decode, sandbox_path)
+
+LABEL = "harness.sandbox"
+_KILLED = 137  # 128 + SIGKILL: what `timeout -s KILL` and the OOM killer both leave behind
+# Runs as the exec user; PID 1 runs as another uid, so `kill -9 -1` spares it.
+_CLEANUP = ("kill -9 -1 2>/dev/null; kill -9 -1 2>/dev/null; "
+            "find /work /tmp /dev/shm -mindepth 1 -delete 2>/dev/null; "
+            "test -z \"$(find /work /tmp -mindepth 1 | head -n 1)\"")
+_OOM_COUNT = ("cat /sys/fs/cgroup/memory.events 2>/dev/null || "
+              "cat /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null")
+
+
+class _ExecState:
+    """Shared between the exec thread and the event loop, so a host-side kill keeps partial output."""
+
+    def __init__(self) -> None:
+        self.out, self.err = bytearray(), bytearray()
+        self.truncated = False
+        self.sock: Any = None
+        self.exit_code: int | None = None
+
+
+def _oom_kills(text: str) -> int:
+    for line in text.splitlines():
+        k, _, v = line.partition(" ")
+        if k == "oom_kill":
+            return int(v)
+    return 0
+
+
+class DockerSandbox:
+    def __init__(self, backend: "DockerBackend", container: Any) -> None:
+        self._b = backend
+        self.container = container
+        self.id: str = container.id
+        self.uses, self.broken = 0, False
+        self._oom_seen = 0
+
+    def _exec_sync(self, cmd: list[str], data: bytes | None, cwd: str, env: dict[str, str], user: str,
+                   cap: int, st: _ExecState) -> None:
+        api = self._b.api
+        ex = api.exec_create(self.id, cmd, stdin=data is not None, user=user, workdir=cwd, environment=env)
+        sock = api.exec_start(ex["Id"], socket=True)
+        st.sock = sock
+        raw = getattr(sock, "_sock", sock)
+        try:
+            if data is not None:
+                # Feed stdin from its own thread: a command that prints before reading would
+                # otherwise deadlock against us once both socket buffers fill.
+                def feed() -> None:
+                    try:
+                        raw.sendall(data)
+                        raw.shutdown(socket.SHUT_WR)
+                    except OSError:
+                        pass
+                threading.Thread(target=feed, daemon=True).start()
+            from docker.utils.socket import frames_iter
+
+            for stream, chunk in frames_iter(sock, tty=False):
+                buf = st.out if stream == 1 else st.err
+                room = cap - len(buf)
+                buf += chunk[:max(room, 0)]
+                if len(chunk) > room:
+                    st.truncated = True  # stop reading; the container is recycled, killing the writer
+                    return
+        finally:
+            try:
+                sock.close()
+            except OSError:
+                pass
+        st.exit_code = api.exec_inspect(ex["Id"]).get("ExitCode")
+
+    async def _raw_exec(self, cmd: list[str], *, data: bytes | None = None, timeout: float, cwd: str = WORKDIR,
+                        env: dict[str, str] | None = None, cap: int | None = None) -> ExecResult:
+        lim = self._b.limits
+        cap = lim.output_bytes if cap is None else cap
+        wrapped = ["timeout", "-s", "KILL", f"{max(timeout, 0.001):.3f}", *cmd]
+        full_env = {**BASE_ENV, **(env or {})}
+        st = _ExecState()
+        t0 = time.monotonic()
+        host_killed = False
+        try:
+            await asyncio.wait_for(
+                asyncio.to_thread(self._exec_sync, wrapped, data, cwd, full_env, self._b.exec_user, cap, st),
+                timeout + 2 + 0.1 * timeout)
+        except asyncio.TimeoutError:
+            host_killed = True
+            self.broken = True
+            await self._b._kill_container(self)
+            try:
+                st.sock and getattr(st.sock, "_sock", st.sock).shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        except Exception as e:
+            self.broken = True
+            raise SandboxError(f"docker exec failed: {e}") from e
+        dur = time.monotonic() - t0
+        rc = st.exit_code
+        timed_out = host_killed or (rc == _KILLED and dur >= timeout * 0.97)
+        oom = False
+        if st.truncated:
+            self.broken = True
+            rc = None
+        elif timed_out:
+            self.broken = True  # escaped children may still run; a new container is cheaper than a hunt
+            rc = None
+        elif rc == _KILLED:
+            oom = await self._oom_happened()
+            if oom:
+                self.broken = True
+        return ExecResult(returncode=rc, stdout=decode(bytes(st.out)), stderr=decode(bytes(st.err)),
+                          timed_out=timed_out, duration_s=dur, truncated=st.truncated, oom_killed=oom)
+
+    async def _oom_happened(self) -> bool:
+        st = _ExecState()
+        try:
+            await asyncio.to_thread(self._exec_sync, ["sh", "-c", _OOM_COUNT], None, "/", {}, self._b.exec_user,
+                                    65536, st)
+        except Exception:
+            return False
+        n = _oom_kills(decode(bytes(st.out)))
+        seen, self._oom_seen = self._oom_seen, n
+        return n > seen
+
+    async def exec(self, cmd: list[str], *, input: str | bytes | None = None, timeout_s: float | None = None,
+                   cwd: str | None = None, env: dict[str, str] | None = None) -> ExecResult:
+        check_cmd(cmd)
+        data = input.encode() if isinstance(input, str) else input
+        timeout = self._b.limits.timeout_s if timeout_s is None else timeout_s
+        return await self._raw_exec(cmd, data=data, timeout=timeout, cwd=sandbox_path(cwd or WORKDIR), env=env)
+
+    async def write_file(self, path: str, content: str | bytes) -> None:
+        # Through an exec, not put_archive: the Docker API cannot write into tmpfs mounts.
+        p = sandbox_path(path)
+        data = content.encode() if isinstance(content, str) else content
+        r = await self._raw_exec(["sh", "-c", 'mkdir -p -- "$(dirname -- "$1")" && cat > "$1"', "sh", p],
+                                 data=data, timeout=max(30.0, self._b.limits.timeout_s), cwd="/")
+        if r.returncode != 0:
+            raise OSError(f"write_file({path!r}) failed in sandbox: {r.stderr.strip() or r}")
+
+    async def read_file(self, path: str) -> bytes:
+        p = sandbox_path(path)
+        st = _ExecState()
+        cap = 256 << 20
+        await asyncio.to_thread(self._exec_sync, ["cat", "--", p], None, "/", {}, self._b.exec_user, cap, st)
+        if st.truncated:
+            self.broken = True
+            raise OSError(f"read_file({path!r}): file larger than {cap} bytes")
+        if st.exit_code != 0:
+            err = decode(bytes(st.err)).strip()
+            if "No such file" in err:
+                raise FileNotFoundError(path)
+            raise OSError(f"read_file({path!r}) failed in sandbox: {err}")
+        return bytes(st.out)
+
+
+class DockerBackend(SandboxBackend):
+    name = "docker"
+
+    def __init__(self, image: str = "harness-python", limits: SandboxLimits = SandboxLimits(),
+                 pool_size: int | None = None, max_uses: int = 50) -> None:
+        import docker  # lazy: only a run that uses Docker pays for the SDK
+
+        self.limits = limits
+        try:
+            self.client = docker.from_env(timeout=60)
+            self.client.ping()
+        except Exception as e:
+            raise SandboxError(f"no Docker daemon answers: {e}") from e
+        self.api = self.client.api
+        if image in _image.list_images():
+            cfg = _image.image_config(image)
+            self.image_tag = _image.image_tag(image)
+        else:  # an image the user already has; same user split as ours
+            cfg = {"exec_user": "10001:10001", "init_user": "65534:65534"}
+            self.image_tag = image
+        self.image_name = image
+        self.exec_user, self._init_user = cfg["exec_user"], cfg["init_user"]
+        try:
+            img = self.client.images.get(self.image_tag)
+        except docker.errors.ImageNotFound:
+            raise SandboxError(f"sandbox image {self.image_tag} is not built; run `harness sandbox build` "
+                               f"(or `python -m harness.sandboxes build`)") from None
+        self.image_id: str = img.id
+        self._run_label = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._pool = Pool(pool_size or max(2, os.cpu_count() or 2), self._create, self._reset, self._destroy,
+                          max_uses=max_uses)
+
+    def info(self) -> dict[str, Any]:
+        return {"backend": self.name, "image": self.image_tag, "image_id": self.image_id,
+                "docker_version": self.client.version().get("Version"), "limits": self.limits.to_dict(),
+                "pool_size": self._pool.size, "max_uses": self._pool.max_uses}
+
+    def acquire(self, *, fresh: bool = False):
+        return self._pool.acquire(fresh=fresh)
+
+    async def aclose(self) -> None:
+        await self._pool.aclose()
+
+    def _create_sync(self) -> Any:
+        lim = self.limits
+        mem = f"{lim.memory_mb}m"
+        # tmpfs pages are charged to the container's memory limit, so their sizes only need to stop
+        # one directory from taking all of it.
+        tmpfs_opts = "rw,nosuid,nodev,mode=1777,size={}m"
+        return self.client.containers.run(
+            self.image_tag, ["sleep", "infinity"], detach=True, init=True, user=self._init_user,
+            environment={}, network_mode="none", mem_limit=mem, memswap_limit=mem,
+            pids_limit=lim.pids, nano_cpus=int(lim.cpus * 1e9), read_only=True,
+            tmpfs={WORKDIR: tmpfs_opts.format(max(16, lim.memory_mb // 2)),
+                   "/tmp": tmpfs_opts.format(max(16, lim.memory_mb // 4))},
+            shm_size="16m", cap_drop=["ALL"], security_opt=["no-new-privileges"], hostname="sandbox",
+            ipc_mode="private", labels={LABEL: self._run_label}, stop_signal="SIGKILL")
+
+    async def _create(self) -> DockerSandbox:
+        try:
+            c = await asyncio.to_thread(self._create_sync)
+        except Exception as e:
+            raise SandboxError(f"could not start a sandbox container from {self.image_tag}: {e}") from e
+        return DockerSandbox(self, c)
+
+    async def _reset(self, sb: DockerSandbox) -> bool:
+        r = await sb._raw_exec(["sh", "-c", _CLEANUP], timeout=10, cwd="/")
+        return r.returncode == 0
+
+    async def _kill_container(self, sb: DockerSandbox) -> None:
+        try:
+            await asyncio.to_thread(sb.container.kill)
+        except Exception:
+            pass  # already dead
+
+    async def _destroy(self, sb: DockerSandbox) -> None:
+        try:
+            await asyncio.to_thread(sb.container.remove, force=True)
+        except Exception:
+            pass  # already gone (e.g. removed by someone else); nothing left to free
