@@ -54,11 +54,14 @@ class EvalPlan:
     epochs: int = 1
     max_samples: int | None = None  # samples in flight; defaults to the endpoint's connection limit
     seed: int | None = None
+    judges: dict[str, str] = field(default_factory=dict)  # judge role ("default" or a task's judge name) -> model
+    judge_base_url: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"model": self.model, "tasks": [t.__dict__ for t in self.tasks], "base_url": self.base_url,
                 "model_args": self.model_args, "data": self.data, "limit": self.limit, "sample_ids": self.sample_ids,
-                "epochs": self.epochs, "max_samples": self.max_samples, "seed": self.seed}
+                "epochs": self.epochs, "max_samples": self.max_samples, "seed": self.seed, "judges": self.judges,
+                "judge_base_url": self.judge_base_url}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "EvalPlan":
@@ -82,6 +85,9 @@ class Runner:
         self.resuming = run_id is not None
         self.run_id = run_id or f"{datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
         self.model = model or get_model(plan.model, base_url=plan.base_url, args=plan.model_args)
+        # a judge is a model client like any other; tasks look judges up by role in SolveContext.judges
+        self.judges: dict[str, ModelClient] = {role: get_model(spec, base_url=plan.judge_base_url)
+                                               for role, spec in plan.judges.items()}
         self.on_task_start = on_task_start or (lambda p: None)
         self.on_sample_done = on_sample_done or (lambda label, r: None)
         self.tasks: list[Task] = [get_task(t.name).build(t.variant, t.args) for t in plan.tasks]
@@ -91,7 +97,8 @@ class Runner:
         self.max_samples = plan.max_samples or (limiter.max_limit if limiter else 64)
 
     async def run(self) -> str:
-        await self.model.check()
+        for client in [self.model, *self.judges.values()]:
+            await client.check()
         if not self.resuming:
             self.store.create_run(id=self.run_id, model=self.plan.model, model_info=self.model.info(),
                                   generate_config=self.config, base_url=self.plan.base_url, seed=self.plan.seed,
@@ -106,15 +113,17 @@ class Runner:
             self.store.set_run_status(self.run_id, "interrupted", limiters=self._limiters())
             raise
         finally:
-            await self.model.aclose()
+            for client in [self.model, *self.judges.values()]:
+                await client.aclose()
         self.store.set_run_status(self.run_id, "finished", limiters=self._limiters())
         return self.run_id
 
     def _limiters(self) -> dict[str, Any]:
         limits = {"samples": {"name": "samples", "max": self.max_samples}}
-        limiter = getattr(self.model, "limiter", None)
-        if limiter is not None:
-            limits[limiter.name] = limiter.info()
+        for client in [self.model, *self.judges.values()]:
+            limiter = getattr(client, "limiter", None)
+            if limiter is not None:
+                limits[limiter.name] = limiter.info()
         return limits
 
     async def _run_task(self, task: Task) -> None:
@@ -127,7 +136,7 @@ class Runner:
         rt_id = self._run_task_row(task, provenance, planned)
         done = self.store.done(rt_id)
         self.on_task_start(TaskProgress(label, planned, len(done)))
-        ctx = SolveContext(model=self.model, config=self.config, task=task)
+        ctx = SolveContext(model=self.model, config=self.config, task=task, judges=self.judges)
 
         queue: asyncio.Queue = asyncio.Queue(maxsize=self.max_samples * 2)
         results: asyncio.Queue = asyncio.Queue()

@@ -39,7 +39,8 @@ def bwrap_status() -> dict[str, Any]:
     try:
         version = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=10).stdout.strip()
         with tempfile.TemporaryDirectory() as d:
-            argv = _bwrap_argv(Path(d), Path(d), Path(d), ["/bin/true"], WORKDIR, {}, disable_userns=False)
+            os.chmod(d, 0o711)  # the probe runs as the sandbox uid, like real sandboxes
+            argv = _bwrap_argv(Path(d), Path(d), Path(d), ["/bin/true"], WORKDIR, {})
             r = subprocess.run(_setpriv(_probe_uid()) + argv, capture_output=True, text=True, timeout=20, env={})
         if r.returncode != 0:
             return {"ok": False, "error": f"bwrap cannot create a sandbox here: {r.stderr.strip()}",

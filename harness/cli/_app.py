@@ -33,6 +33,17 @@ def _pairs(values: list[str] | None, flag: str) -> dict[str, Any]:
     return out
 
 
+def _judges(values: list[str] | None) -> dict[str, str]:
+    judges: dict[str, str] = {}
+    for item in values or []:
+        role, sep, spec = item.partition("=")
+        if sep and "/" not in role and ":" not in role:
+            judges[role] = spec
+        else:
+            judges["default"] = item
+    return judges
+
+
 @app.command("eval")
 def eval_(
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="openai/<model>, vllm-server/<model>, reference, replay:<path> or mock.")] = None,
@@ -47,6 +58,8 @@ def eval_(
     epochs: Annotated[int, typer.Option(min=1, help="Samples per problem (pass@k uses them).")] = 1,
     max_samples: Annotated[Optional[int], typer.Option(min=1, help="Samples in flight at once. Default: the endpoint's max_connections (64).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Sent as the sampling seed; recorded with the run.")] = None,
+    judge_model: Annotated[Optional[list[str]], typer.Option("--judge-model", help="Judge model for LLM-judged tasks: MODEL for every judge, or ROLE=MODEL for one of a task's judges. Repeatable.")] = None,
+    judge_base_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible endpoint for the judges (default: the evaluated model's).")] = None,
     resume: Annotated[Optional[str], typer.Option(help="Continue run RUN: only samples without a finished row are done.")] = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
@@ -77,7 +90,8 @@ def eval_(
             name, _, var = spec.partition("@")
             refs.append(TaskRef(name, var or variant or "default", _pairs(task_arg, "-T")))
         plan = EvalPlan(model=model, tasks=refs, base_url=base_url, model_args=_pairs(model_arg, "-M"), data=data,
-                        limit=limit, sample_ids=sample_id, epochs=epochs, max_samples=max_samples, seed=seed)
+                        limit=limit, sample_ids=sample_id, epochs=epochs, max_samples=max_samples, seed=seed,
+                        judges=_judges(judge_model), judge_base_url=judge_base_url or base_url)
         run_id = None
     progress = Progress(enabled=not as_json and sys.stderr.isatty() or os.environ.get("HARNESS_PROGRESS") == "1")
     runner = Runner(plan, store, run_id=run_id, command=" ".join(["harness", *sys.argv[1:]]),

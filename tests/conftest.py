@@ -1,0 +1,44 @@
+"""Shared fixtures. `db_url` runs a test against SQLite and against a real PostgreSQL server
+(HARNESS_TEST_PG_URL, set by .ci/run from .ci/setup-postgres.sh); each test gets a fresh database."""
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+
+
+def _pg_admin_url() -> str | None:
+    return os.environ.get("HARNESS_TEST_PG_URL")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'harness.db'}"
+    admin = _pg_admin_url()
+    if not admin:
+        if os.environ.get("CI"):
+            pytest.fail("HARNESS_TEST_PG_URL is not set in CI: .ci/run must start PostgreSQL")
+        pytest.skip("no PostgreSQL server (set HARNESS_TEST_PG_URL, e.g. from .ci/setup-postgres.sh)")
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"harness_test_{uuid.uuid4().hex[:10]}"
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(admin).set(database=name).render_as_string(hide_password=False)
+    yield url
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'harness.db'}"
