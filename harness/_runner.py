@@ -56,12 +56,14 @@ class EvalPlan:
     seed: int | None = None
     judges: dict[str, str] = field(default_factory=dict)  # judge role ("default" or a task's judge name) -> model
     judge_base_url: str | None = None
+    sandbox: str = "auto"  # docker | bwrap | auto | none-UNSAFE (only with allow_unsafe)
+    allow_unsafe: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {"model": self.model, "tasks": [t.__dict__ for t in self.tasks], "base_url": self.base_url,
                 "model_args": self.model_args, "data": self.data, "limit": self.limit, "sample_ids": self.sample_ids,
                 "epochs": self.epochs, "max_samples": self.max_samples, "seed": self.seed, "judges": self.judges,
-                "judge_base_url": self.judge_base_url}
+                "judge_base_url": self.judge_base_url, "sandbox": self.sandbox, "allow_unsafe": self.allow_unsafe}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "EvalPlan":
@@ -95,15 +97,28 @@ class Runner:
         self.config = {**sampling, **({"seed": plan.seed} if plan.seed is not None else {})}
         limiter = getattr(self.model, "limiter", None)
         self.max_samples = plan.max_samples or (limiter.max_limit if limiter else 64)
+        self.sandbox = None  # created in run() when a task executes untrusted code
+
+    def _sandbox_backend(self):
+        from harness.sandboxes import get_backend
+
+        try:
+            return get_backend(self.plan.sandbox, allow_unsafe=self.plan.allow_unsafe)
+        except (RuntimeError, ValueError, OSError) as e:
+            raise UsageError(f"no sandbox for model-written code: {e}") from None
 
     async def run(self) -> str:
         for client in [self.model, *self.judges.values()]:
             await client.check()
+        env = environment()
+        if any(t.needs_sandbox for t in self.tasks):
+            self.sandbox = self._sandbox_backend()
+            env["sandbox"] = self.sandbox.info()
         if not self.resuming:
             self.store.create_run(id=self.run_id, model=self.plan.model, model_info=self.model.info(),
                                   generate_config=self.config, base_url=self.plan.base_url, seed=self.plan.seed,
                                   epochs=self.plan.epochs, plan=self.plan.to_json(), limiters=self._limiters(),
-                                  environment=environment(), command=self.command)
+                                  environment=env, command=self.command)
         else:
             self.store.set_run_status(self.run_id, "running")
         try:
@@ -115,6 +130,8 @@ class Runner:
         finally:
             for client in [self.model, *self.judges.values()]:
                 await client.aclose()
+            if self.sandbox is not None:
+                await self.sandbox.aclose()
         self.store.set_run_status(self.run_id, "finished", limiters=self._limiters())
         return self.run_id
 
@@ -136,7 +153,8 @@ class Runner:
         rt_id = self._run_task_row(task, provenance, planned)
         done = self.store.done(rt_id)
         self.on_task_start(TaskProgress(label, planned, len(done)))
-        ctx = SolveContext(model=self.model, config=self.config, task=task, judges=self.judges)
+        ctx = SolveContext(model=self.model, config={**task.config, **self.config}, task=task, judges=self.judges,
+                           sandbox=self.sandbox)
 
         queue: asyncio.Queue = asyncio.Queue(maxsize=self.max_samples * 2)
         results: asyncio.Queue = asyncio.Queue()

@@ -60,6 +60,8 @@ def eval_(
     seed: Annotated[Optional[int], typer.Option(help="Sent as the sampling seed; recorded with the run.")] = None,
     judge_model: Annotated[Optional[list[str]], typer.Option("--judge-model", help="Judge model for LLM-judged tasks: MODEL for every judge, or ROLE=MODEL for one of a task's judges. Repeatable.")] = None,
     judge_base_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible endpoint for the judges (default: the evaluated model's).")] = None,
+    sandbox: Annotated[str, typer.Option(help="Where model-written code runs: docker, bwrap or auto (docker if a daemon answers, else bwrap).")] = "auto",
+    unsafe: Annotated[bool, typer.Option("--i-understand-this-runs-untrusted-code-unsandboxed", help="Run model-written code as a plain host process (with --sandbox none-UNSAFE). Never on a machine you care about.")] = False,
     resume: Annotated[Optional[str], typer.Option(help="Continue run RUN: only samples without a finished row are done.")] = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
@@ -91,7 +93,8 @@ def eval_(
             refs.append(TaskRef(name, var or variant or "default", _pairs(task_arg, "-T")))
         plan = EvalPlan(model=model, tasks=refs, base_url=base_url, model_args=_pairs(model_arg, "-M"), data=data,
                         limit=limit, sample_ids=sample_id, epochs=epochs, max_samples=max_samples, seed=seed,
-                        judges=_judges(judge_model), judge_base_url=judge_base_url or base_url)
+                        judges=_judges(judge_model), judge_base_url=judge_base_url or base_url, sandbox=sandbox,
+                        allow_unsafe=unsafe)
         run_id = None
     progress = Progress(enabled=not as_json and sys.stderr.isatty() or os.environ.get("HARNESS_PROGRESS") == "1")
     runner = Runner(plan, store, run_id=run_id, command=" ".join(["harness", *sys.argv[1:]]),

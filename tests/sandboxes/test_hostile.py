@@ -1,0 +1,273 @@
+"""Model-written code is hostile until proven otherwise: each test here is an attack that must fail,
+run against every real backend (docker is skipped only when no daemon answers)."""
+import asyncio
+import socket
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+
+
+PY = "python3"
+
+
+def py(code: str) -> list[str]:
+    return [PY, "-c", textwrap.dedent(code)]
+
+
+async def test_fork_bomb_is_contained(backend, h):
+    marker = f"forkbomb-{uuid.uuid4().hex[:8]}"
+    code = """
+        import os, sys
+        while True:
+            try:
+                os.fork()
+            except OSError:
+                pass
+    """
+    async with backend.acquire() as sb:
+        task = asyncio.create_task(sb.exec(py(code) + [marker], timeout_s=4))
+        await asyncio.sleep(2)
+        running = h.host_pids_with(marker)
+        r = await task
+    # Every fork bomb process carries the marker in its argv; the pids limit caps how many exist
+    # (+2: the bwrap launcher and namespace init on the bwrap backend).
+    assert len(running) <= h.LIMITS.pids + 2, f"{len(running)} processes escaped the pids limit"
+    assert r.timed_out and r.returncode is None
+    assert await h.wait_until(lambda: not h.host_pids_with(marker), 10), "fork bomb processes survived"
+    async with backend.acquire() as sb:
+        assert (await sb.exec(["echo", "alive"])).stdout == "alive\n"
+
+
+async def test_busy_loop_is_killed_at_the_time_limit(backend, h):
+    async with backend.acquire() as sb:
+        t0 = time.monotonic()
+        r = await sb.exec(py("while True: pass"), timeout_s=1.5)
+        elapsed = time.monotonic() - t0
+        assert r.timed_out and r.returncode is None
+        assert 1.4 <= elapsed < 4, elapsed
+        # The same sandbox still answers (docker recycles it on release, not mid-sample).
+        assert (await sb.exec(["echo", "again"])).stdout == "again\n"
+    async with backend.acquire() as sb:
+        r = await sb.exec(["echo", "next"])
+        assert r.ok and r.stdout == "next\n"
+
+
+async def test_allocating_4gib_is_killed(backend, h):
+    async with backend.acquire() as sb:
+        # bytes * n writes every page (a bare bytearray(n) would stay untouched zero pages).
+        r = await sb.exec(py("x = b'\\x01' * (4 << 30); print('ALLOCATED', len(x))"), timeout_s=20)
+        assert "ALLOCATED" not in r.stdout
+        assert r.returncode != 0 and not r.timed_out
+        # docker: the cgroup OOM killer; bwrap: RLIMIT_AS turns it into a MemoryError.
+        assert r.oom_killed or "MemoryError" in r.stderr, r
+    async with backend.acquire() as sb:
+        assert (await sb.exec(["echo", "ok"])).ok
+
+
+async def test_one_gigabyte_of_stdout_is_truncated(backend, h):
+    code = """
+        import sys
+        chunk = 'x' * (1 << 20)
+        for _ in range(1024):
+            sys.stdout.write(chunk)
+        print('FINISHED', file=sys.stderr)
+    """
+    async with backend.acquire() as sb:
+        t0 = time.monotonic()
+        r = await sb.exec(py(code), timeout_s=30)
+        assert r.truncated and not r.timed_out
+        assert len(r.stdout) == h.LIMITS.output_bytes and set(r.stdout) == {"x"}
+        assert "FINISHED" not in r.stderr  # the writer was stopped, not drained
+        assert time.monotonic() - t0 < 10
+    async with backend.acquire() as sb:
+        assert (await sb.exec(["echo", "ok"])).ok
+
+
+def _host_ip() -> str | None:
+    """The host's address on its default route (no packet is sent)."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("1.1.1.1", 53))
+            return s.getsockname()[0]
+    except OSError:
+        return None
+
+
+async def test_network_is_cut_off(backend, h):
+    accepted = []
+
+    async def on_conn(reader, writer):
+        accepted.append(1)
+        writer.close()
+
+    server = await asyncio.start_server(on_conn, "0.0.0.0", 0)
+    port = server.sockets[0].getsockname()[1]
+    targets = [("1.1.1.1", 53), ("127.0.0.1", port)] + ([(ip, port)] if (ip := _host_ip()) else [])
+    # Positive control: the host can reach its own server, so a failure inside means isolation.
+    r, w = await asyncio.open_connection("127.0.0.1", port)
+    w.close()
+    await h.wait_until(lambda: accepted, 2)
+    assert accepted == [1]
+    code = """
+        import socket, sys
+        for host, port in %r:
+            try:
+                socket.create_connection((host, port), timeout=2).close()
+                print('CONNECTED', host, port)
+            except OSError as e:
+                print('blocked', host, port, type(e).__name__)
+        try:
+            socket.getaddrinfo('deb.debian.org', 80)
+            print('RESOLVED')
+        except OSError:
+            print('no dns')
+    """ % (targets,)
+    try:
+        async with backend.acquire() as sb:
+            res = await sb.exec(py(code), timeout_s=15)
+    finally:
+        server.close()
+    assert res.returncode == 0, res
+    assert "CONNECTED" not in res.stdout and "RESOLVED" not in res.stdout, res.stdout
+    assert res.stdout.count("blocked") == len(targets)
+    assert accepted == [1], "the sandbox reached a server on the host"
+
+
+async def test_shell_out_cannot_write_host_files(backend, tmp_path, h):
+    host_dir = tmp_path / "outside"
+    host_dir.mkdir(mode=0o777)
+    victims = [host_dir / "pwned", Path(f"/tmp/harness-pwned-{uuid.uuid4().hex[:8]}")]
+    cmds = "; ".join(f"echo pwned > {v}" for v in victims)
+    async with backend.acquire() as sb:
+        r = await sb.exec(py(f"import posix; print(posix.system({cmds!r}))"))
+        assert r.returncode == 0
+    for v in victims:
+        assert not v.exists(), f"sandbox wrote {v} on the host"
+
+
+async def test_cannot_read_shadow_or_host_home(backend, h):
+    home_secret = Path.home() / f".harness-sandbox-test-{uuid.uuid4().hex[:8]}"
+    home_secret.write_text("host-home-secret")
+    try:
+        code = """
+            import os, sys
+            for p in sys.argv[1:]:
+                try:
+                    data = open(p).read()
+                    print('READ', p, data[:40].replace('\\n', ' '))
+                except OSError as e:
+                    print('denied', p, type(e).__name__)
+            try:
+                print('LISTED', os.listdir(os.path.dirname(sys.argv[2])))
+            except OSError as e:
+                print('denied listing', type(e).__name__)
+        """
+        async with backend.acquire() as sb:
+            r = await sb.exec(py(code) + ["/etc/shadow", str(home_secret)])
+    finally:
+        home_secret.unlink()
+    assert r.returncode == 0, r
+    assert "READ" not in r.stdout and "host-home-secret" not in r.stdout, r.stdout
+    assert home_secret.name not in r.stdout
+
+
+async def test_host_environment_is_not_visible(backend, secrets_in_env, h):
+    code = """
+        import os, glob
+        print(repr(dict(os.environ)))
+        for f in glob.glob('/proc/*/environ'):
+            try:
+                print(open(f, 'rb').read().replace(b'\\0', b' ').decode(errors='replace'))
+            except OSError:
+                pass
+    """
+    async with backend.acquire() as sb:
+        r = await sb.exec(py(code), env={"ALLOWED": "yes"})
+    assert r.returncode == 0, r
+    assert "'ALLOWED': 'yes'" in r.stdout  # positive control: env passed on purpose does arrive
+    for name, value in h.SECRETS.items():
+        assert value not in r.stdout and name not in r.stdout
+
+
+async def test_root_filesystem_is_read_only(backend, h):
+    code = """
+        import sys
+        for p in sys.argv[1:]:
+            try:
+                open(p, 'w').write('x')
+                print('WROTE', p)
+            except OSError as e:
+                print('denied', p, type(e).__name__)
+    """
+    async with backend.acquire() as sb:
+        r = await sb.exec(py(code) + ["/usr/bin/evil", "/etc/evil", "/evil", "/usr/lib/python3/evil.py",
+                                      "/work/fine", "/tmp/fine"])
+    assert r.returncode == 0, r
+    wrote = [line.split()[1] for line in r.stdout.splitlines() if line.startswith("WROTE")]
+    assert wrote == ["/work/fine", "/tmp/fine"], r.stdout
+
+
+async def test_killed_exec_leaves_no_process_behind(backend, h):
+    marker = f"sleeper-{uuid.uuid4().hex[:8]}"
+    # A detached grandchild in its own session, plus a hung parent that gets killed.
+    code = """
+        import os, subprocess, sys, time
+        subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)', sys.argv[1]],
+                         start_new_session=True)
+        while True:
+            time.sleep(1)
+    """
+    async with backend.acquire() as sb:
+        task = asyncio.create_task(sb.exec(py(code) + [marker], timeout_s=2))
+        if not await h.wait_until(lambda: len(h.host_pids_with(marker)) >= 2, 5):
+            await task
+            pytest.skip("sandbox processes are not visible from this host (remote Docker daemon?)")
+        r = await task
+        assert r.timed_out
+    assert await h.wait_until(lambda: not h.host_pids_with(marker), 10), h.host_pids_with(marker)
+
+
+async def test_background_process_does_not_outlive_the_sample(backend, h):
+    marker = f"daemon-{uuid.uuid4().hex[:8]}"
+    code = """
+        import subprocess, sys
+        subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)', sys.argv[1]],
+                         start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    """
+    async with backend.acquire() as sb:
+        r = await sb.exec(py(code) + [marker])
+        assert r.returncode == 0 and not r.timed_out
+        assert r.duration_s < 3  # the exec did not wait for the daemon
+    assert await h.wait_until(lambda: not h.host_pids_with(marker), 10), h.host_pids_with(marker)
+
+
+async def test_pool_reuse_does_not_leak_files(make_backend, h):
+    backend = make_backend(pool_size=1)
+    async with backend.acquire() as sb1:
+        await sb1.write_file("secret.txt", "sample-1-answer")
+        r = await sb1.exec(["sh", "-c", "mkdir -p /work/d/e && echo x > /work/d/e/f && echo y > /tmp/t "
+                                        "&& echo z > /work/.hidden && chmod 000 /work/d"])
+        assert r.returncode == 0, r
+    async with backend.acquire() as sb2:
+        assert sb2 is sb1  # the pooled sandbox was really reused
+        r = await sb2.exec(["sh", "-c", "ls -A /work /tmp"])
+        assert r.returncode == 0
+        assert "secret" not in r.stdout and ".hidden" not in r.stdout and "t\n" not in r.stdout, r.stdout
+        with pytest.raises(FileNotFoundError):
+            await sb2.read_file("secret.txt")
+
+
+async def test_symlink_planted_by_sandbox_does_not_expose_host(backend, h):
+    async with backend.acquire() as sb:
+        r = await sb.exec(["sh", "-c", "ln -s /etc/shadow /work/leak && ln -s /etc /work/etcdir"])
+        assert r.returncode == 0
+        for p in ("leak", "etcdir/shadow"):
+            with pytest.raises(OSError):
+                data = await sb.read_file(p)
+                assert b"root:" not in data
+        with pytest.raises(OSError):
+            await sb.write_file("etcdir/evil", "x")

@@ -1,0 +1,153 @@
+import asyncio
+import time
+
+import pytest
+
+from harness.sandboxes import SandboxError, SandboxLimits, get_backend
+from harness.sandboxes._types import sandbox_path
+
+
+async def test_exec_stdin_exit_codes_and_stderr(backend):
+    async with backend.acquire() as sb:
+        r = await sb.exec(["python3", "-c", "import sys; d = sys.stdin.read(); print(d[::-1]); "
+                                            "print('err', file=sys.stderr); sys.exit(3)"], input="abc")
+        assert (r.returncode, r.stdout, r.stderr, r.timed_out, r.truncated) == (3, "cba\n", "err\n", False, False)
+        big = "x" * 300_000  # more than a pipe/socket buffer, to catch stdin/stdout deadlocks
+        r = await sb.exec(["python3", "-c", "import sys; print(len(sys.stdin.read()))"], input=big.encode())
+        assert r.ok and r.stdout == "300000\n"
+        assert (await sb.exec(["sh", "-c", "exit 0"])).returncode == 0
+        assert (await sb.exec(["false"])).returncode == 1
+        r = await sb.exec(["sh", "-c", "kill -TERM $$"])
+        assert r.returncode == 143 and not r.timed_out
+        assert (await sb.exec(["no-such-command-xyz"])).returncode not in (0, None)
+
+
+async def test_cwd_env_and_files(backend):
+    async with backend.acquire() as sb:
+        await sb.write_file("pkg/data.bin", bytes(range(256)))
+        await sb.write_file("/work/pkg/main.py", "import os; print(os.getcwd(), os.environ['X'], open('data.bin','rb').read()[:3])")
+        assert await sb.read_file("/work/pkg/data.bin") == bytes(range(256))
+        r = await sb.exec(["python3", "main.py"], cwd="pkg", env={"X": "y"})
+        assert r.stdout == "/work/pkg y b'\\x00\\x01\\x02'\n", r
+        await sb.exec(["sh", "-c", "echo made-inside > /work/out.txt"])
+        assert await sb.read_file("out.txt") == b"made-inside\n"
+        await sb.write_file("/tmp/t.txt", "in tmp")
+        assert (await sb.exec(["cat", "/tmp/t.txt"])).stdout == "in tmp"
+        with pytest.raises(FileNotFoundError):
+            await sb.read_file("missing.txt")
+        # Not root inside.
+        assert (await sb.exec(["sh", "-c", "id -u"])).stdout.strip() != "0"
+
+
+async def test_numpy_and_sympy_where_the_image_has_them(kind, backend):
+    if kind != "docker":
+        pytest.skip("bwrap uses the host's python3, which need not have numpy")
+    async with backend.acquire() as sb:
+        r = await sb.exec(["python3", "-c", "import numpy, sympy; print(numpy.arange(4).sum(), sympy.sqrt(8))"])
+        assert r.stdout == "6 2*sqrt(2)\n", r
+
+
+async def test_parallel_execs_share_a_small_pool(make_backend):
+    backend = make_backend(pool_size=3)
+    seen = set()
+
+    async def one(i: int) -> str:
+        async with backend.acquire() as sb:
+            seen.add(id(sb))
+            r = await sb.exec(["python3", "-c", f"import time; time.sleep(0.4); print({i})"])
+            assert r.ok, r
+            return r.stdout.strip()
+
+    t0 = time.monotonic()
+    out = await asyncio.gather(*(one(i) for i in range(8)))
+    elapsed = time.monotonic() - t0
+    assert out == [str(i) for i in range(8)]
+    assert len(seen) <= 3
+    assert elapsed < 8 * 0.4, f"no parallelism: {elapsed:.2f}s"
+
+
+async def test_fresh_sandbox_keeps_state_and_is_private(make_backend):
+    backend = make_backend(pool_size=1)
+    async with backend.acquire(fresh=True) as a, backend.acquire(fresh=True) as b:
+        assert a is not b
+        await a.exec(["sh", "-c", "echo 1 > state"])
+        await a.exec(["sh", "-c", "echo 2 >> state"])
+        assert await a.read_file("state") == b"1\n2\n"
+        with pytest.raises(FileNotFoundError):
+            await b.read_file("state")
+
+
+async def test_info_is_recordable(kind, backend):
+    info = backend.info()
+    assert info["backend"] == kind == backend.name
+    assert info["limits"]["memory_mb"] == 512
+    if kind == "docker":
+        assert info["image"].startswith("harness-python:") and info["image_id"].startswith("sha256:")
+    else:
+        assert info["bwrap_version"].startswith("bubblewrap")
+
+
+async def test_docker_container_is_locked_down(kind, backend):
+    if kind != "docker":
+        pytest.skip("docker only")
+    async with backend.acquire() as sb:
+        attrs = await asyncio.to_thread(lambda: backend.api.inspect_container(sb.id))
+    hc = attrs["HostConfig"]
+    assert hc["NetworkMode"] == "none" and hc["ReadonlyRootfs"] is True
+    assert hc["CapDrop"] == ["ALL"] and "no-new-privileges" in hc["SecurityOpt"]
+    assert hc["Memory"] == hc["MemorySwap"] == 512 << 20 and hc["PidsLimit"] == 64
+    assert hc["NanoCpus"] == 10**9 and not hc.get("Privileged")
+    assert attrs["Config"]["User"] not in ("", "0", "root")
+    assert not any(e.startswith(("OPENAI", "HARNESS")) for e in attrs["Config"]["Env"])
+
+
+async def test_docker_recycles_after_timeout_and_after_max_uses(kind, make_backend):
+    if kind != "docker":
+        pytest.skip("docker only")
+    backend = make_backend(pool_size=1)
+    backend._pool.max_uses = 2
+    ids = []
+    for cmd, t in ((["true"], 5), (["true"], 5), (["sleep", "5"], 0.5), (["true"], 5)):
+        async with backend.acquire() as sb:
+            ids.append(sb.id)
+            await sb.exec(cmd, timeout_s=t)
+    # uses 1-2 share a container; max_uses retires it; the timed-out one is not reused either.
+    assert ids[0] == ids[1] and ids[2] != ids[1] and ids[3] != ids[2]
+
+
+def test_unsafe_backend_needs_both_switches():
+    with pytest.raises(SandboxError, match="allow_unsafe"):
+        get_backend("none-UNSAFE")
+    with pytest.raises(ValueError):
+        get_backend("chroot")
+
+
+async def test_unsafe_backend_runs_and_still_hides_env(secrets_in_env):
+    b = get_backend("none-UNSAFE", allow_unsafe=True, limits=SandboxLimits(timeout_s=2, output_bytes=1000))
+    try:
+        async with b.acquire() as sb:
+            await sb.write_file("a.py", "import os; print(os.environ.get('OPENAI_API_KEY'))")
+            r = await sb.exec(["python3", "a.py"])
+            assert r.stdout == "None\n"
+            r = await sb.exec(["python3", "-c", "while True: print('x' * 100)"])
+            assert r.truncated and len(r.stdout) == 1000
+            r = await sb.exec(["sleep", "10"], timeout_s=0.5)
+            assert r.timed_out
+    finally:
+        await b.aclose()
+
+
+def test_auto_picks_a_real_sandbox_or_says_what_to_install():
+    try:
+        b = get_backend("auto")
+    except SandboxError as e:
+        assert "apt-get install" in str(e)
+        return
+    assert b.name in ("docker", "bwrap")
+    asyncio.run(b.aclose())
+
+
+def test_sandbox_paths():
+    assert sandbox_path("a/b") == "/work/a/b"
+    assert sandbox_path("/tmp/x") == "/tmp/x"
+    assert sandbox_path("../../etc/passwd") == "/etc/passwd"  # normalised; the backend decides access
