@@ -13,3 +13,5 @@ __all__ = [
     "Sample", "Score", "Scorer", "SolveContext", "Solver", "Task", "TaskState", "UsageError", "accuracy", "generate",
     "get_task", "mean", "read_json_records", "task", "task_names",
 ]
+from harness._trajectory import ContextBudget, ContextExceeded, Fault, FaultLabel, Step, Trajectory, TrajectorySample, normalize_agent  # noqa: E402,E501
+__all__ += ["ContextBudget", "ContextExceeded", "Fault", "FaultLabel", "Step", "Trajectory", "TrajectorySample", "normalize_agent"]

@@ -57,15 +57,20 @@ class Dataset:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def open(self, source: str) -> tuple[Provenance, Iterator[Sample]]:
-        """source: "hub", "bundled", or a local path. Returns the provenance and a lazy sample stream."""
+        """source: "hub", "hub:<repo id or folder laid out like the hub repo>" (a mirror), "bundled", or a local
+        path in the upstream format. Returns the provenance and a lazy sample stream."""
         if source == "bundled":
             if self.bundled is None:
                 raise DataError("this task bundles no sample; pass --data PATH or --data hub")
             return Provenance("bundled", str(self.bundled), sha256=content_hash(self.bundled)), self._local(self.bundled)
-        if source == "hub":
-            if not self.hub:
+        if source == "hub" or source.startswith("hub:"):
+            location = source.removeprefix("hub:") if source != "hub" else self.hub
+            if not location:
                 raise DataError("this task has no hub dataset; pass --data PATH")
-            return Provenance("hub", self.hub, revision=self.revision), self._hub(self.hub)
+            mirror = Path(location).expanduser()
+            if mirror.is_dir():  # a local copy of the hub repo: its content is what identifies it
+                return Provenance("hub", str(mirror.resolve()), sha256=content_hash(mirror)), self._hub(str(mirror))
+            return Provenance("hub", location, revision=self.revision), self._hub(location)
         path = Path(source).expanduser()
         if not path.exists():
             raise DataError(f"--data {source}: no such file or folder (use 'hub', 'bundled' or a path)")
@@ -85,7 +90,8 @@ class Dataset:
             raise DataError(f"the `datasets` package is missing: {e}") from e
         for config in self.hub_configs or [None]:
             try:
-                stream = load_dataset(location, name=config, split=self.split, revision=self.revision, streaming=True)
+                revision = None if Path(location).is_dir() else self.revision
+                stream = load_dataset(location, name=config, split=self.split, revision=revision, streaming=True)
                 for record in stream:
                     yield from _safe_samples(self.to_samples, record, config)
             except (OSError, ValueError, ConnectionError) as e:

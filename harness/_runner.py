@@ -23,9 +23,13 @@ from harness._registry import UsageError, get_task
 from harness._task import SolveContext, Task, TaskState
 from harness._types import InfraError, Sample
 from harness.model import ModelClient, get_model, split_model_args
+from harness.scoring import CorpusMetric
 from harness.store import SampleResult, Store
 
 WRITE_BATCH = 256
+# every sample row carries every column: batched inserts need one shape
+EMPTY_ROW = dict.fromkeys(["status", "score", "scores", "answer", "target", "prompt", "response", "error_category",
+                           "error", "explanation", "metadata", "input_tokens", "output_tokens", "latency_s"])
 WRITE_INTERVAL_S = 0.2
 
 
@@ -79,7 +83,7 @@ class TaskProgress:
 
 class Runner:
     def __init__(self, plan: EvalPlan, store: Store, *, model: ModelClient | None = None, run_id: str | None = None,
-                 command: str = "", on_task_start: Callable[[TaskProgress], None] | None = None,
+                 command: str = "", on_run_start: Callable[[str], None] | None = None, on_task_start: Callable[[TaskProgress], None] | None = None,
                  on_sample_done: Callable[[str, SampleResult], None] | None = None):
         self.plan = plan
         self.store = store
@@ -90,14 +94,32 @@ class Runner:
         # a judge is a model client like any other; tasks look judges up by role in SolveContext.judges
         self.judges: dict[str, ModelClient] = {role: get_model(spec, base_url=plan.judge_base_url)
                                                for role, spec in plan.judges.items()}
+        self.on_run_start = on_run_start or (lambda run_id: None)
         self.on_task_start = on_task_start or (lambda p: None)
         self.on_sample_done = on_sample_done or (lambda label, r: None)
         self.tasks: list[Task] = [get_task(t.name).build(t.variant, t.args) for t in plan.tasks]
+        self._task_judges(plan)
         _, sampling = split_model_args(plan.model_args)
         self.config = {**sampling, **({"seed": plan.seed} if plan.seed is not None else {})}
         limiter = getattr(self.model, "limiter", None)
         self.max_samples = plan.max_samples or (limiter.max_limit if limiter else 64)
         self.sandbox = None  # created in run() when a task executes untrusted code
+
+    def _task_judges(self, plan: EvalPlan) -> None:
+        """Add the judges a task (variant) proposes where --judge-model names none for that role, then fail
+        before any work if a task still lacks one."""
+        from harness.judge import missing_roles
+
+        for task in self.tasks:
+            for role, spec in task.judges.items():
+                base = role.split("#")[0]
+                given = "default" in plan.judges or any(r == base or r.startswith(base + "#") for r in plan.judges)
+                if not given and role not in self.judges:
+                    self.judges[role] = get_model(spec, base_url=plan.judge_base_url)
+            missing = missing_roles(task.judge_roles, self.judges)
+            if missing:
+                raise UsageError(f"{task.name} needs judge models for {', '.join(missing)}: pass --judge-model MODEL "
+                                 f"(every judge) or --judge-model ROLE=MODEL")
 
     def _sandbox_backend(self):
         from harness.sandboxes import get_backend
@@ -108,32 +130,36 @@ class Runner:
             raise UsageError(f"no sandbox for model-written code: {e}") from None
 
     async def run(self) -> str:
-        for client in [self.model, *self.judges.values()]:
-            await client.check()
-        env = environment()
-        if any(t.needs_sandbox for t in self.tasks):
-            self.sandbox = self._sandbox_backend()
-            env["sandbox"] = self.sandbox.info()
-        if not self.resuming:
-            self.store.create_run(id=self.run_id, model=self.plan.model, model_info=self.model.info(),
-                                  generate_config=self.config, base_url=self.plan.base_url, seed=self.plan.seed,
-                                  epochs=self.plan.epochs, plan=self.plan.to_json(), limiters=self._limiters(),
-                                  environment=env, command=self.command)
-        else:
-            self.store.set_run_status(self.run_id, "running")
         try:
+            for client in [self.model, *self.judges.values()]:
+                await client.check()
             for task in self.tasks:
-                await self._run_task(task)
-        except BaseException:
-            self.store.set_run_status(self.run_id, "interrupted", limiters=self._limiters())
-            raise
+                self._probe_data(task)
+            env = environment()
+            if any(t.needs_sandbox for t in self.tasks):
+                self.sandbox = self._sandbox_backend()
+                env["sandbox"] = self.sandbox.info()
+            if not self.resuming:
+                self.store.create_run(id=self.run_id, model=self.plan.model, model_info=self.model.info(),
+                                      generate_config=self.config, base_url=self.plan.base_url, seed=self.plan.seed,
+                                      epochs=self.plan.epochs, plan=self.plan.to_json(), limiters=self._limiters(),
+                                      environment=env, command=self.command)
+            else:
+                self.store.set_run_status(self.run_id, "running")
+            self.on_run_start(self.run_id)
+            try:
+                for task in self.tasks:
+                    await self._run_task(task)
+            except BaseException:
+                self.store.set_run_status(self.run_id, "interrupted", limiters=self._limiters())
+                raise
+            self.store.set_run_status(self.run_id, "finished", limiters=self._limiters())
+            return self.run_id
         finally:
             for client in [self.model, *self.judges.values()]:
                 await client.aclose()
             if self.sandbox is not None:
                 await self.sandbox.aclose()
-        self.store.set_run_status(self.run_id, "finished", limiters=self._limiters())
-        return self.run_id
 
     def _limiters(self) -> dict[str, Any]:
         limits = {"samples": {"name": "samples", "max": self.max_samples}}
@@ -145,16 +171,13 @@ class Runner:
 
     async def _run_task(self, task: Task) -> None:
         label = task.name if task.variant == "default" else f"{task.name}@{task.variant}"
-        try:
-            provenance, _ = task.dataset.open(self.plan.data)
-        except DataError as e:
-            raise UsageError(f"{label}: {e}") from None
+        provenance, _ = task.dataset.open(self.plan.data)
         planned = self._count(task) * self.plan.epochs
         rt_id = self._run_task_row(task, provenance, planned)
         done = self.store.done(rt_id)
         self.on_task_start(TaskProgress(label, planned, len(done)))
         ctx = SolveContext(model=self.model, config={**task.config, **self.config}, task=task, judges=self.judges,
-                           sandbox=self.sandbox)
+                           sandbox=self.sandbox, judge_cache=self._judge_cache())
 
         queue: asyncio.Queue = asyncio.Queue(maxsize=self.max_samples * 2)
         results: asyncio.Queue = asyncio.Queue()
@@ -184,6 +207,25 @@ class Runner:
             await asyncio.shield(writer)  # commit what finished, also on Ctrl-C
         self.store.set_metrics(rt_id, compute_metrics(task, self.store.sample_values(rt_id),
                                                       self.store.status_counts(rt_id)))
+        if task.on_finish is not None:
+            facts = {"run_id": self.run_id, "model": self.plan.model, "db_url": self.store.url, "config": ctx.config}
+            for line in task.on_finish(task, facts, self.store.samples(rt_id)):
+                print(f"{label}: {line}", file=sys.stderr)
+
+    def _judge_cache(self):
+        if not self.judges:
+            return None
+        from harness.judge import JudgeCache
+
+        return JudgeCache(self.store)
+
+    def _probe_data(self, task: Task) -> None:
+        """Read the first record before the run exists, so unreachable or unreadable data fails up front."""
+        try:
+            _, stream = task.dataset.open(self.plan.data)
+            next(iter(stream), None)
+        except DataError as e:
+            raise UsageError(f"{task.name}: {e}") from None
 
     def _run_task_row(self, task: Task, provenance: Provenance, planned: int) -> int:
         fields = dict(task_args=task.args, task_version=task.version, dataset=provenance.to_json(),
@@ -219,7 +261,7 @@ class Runner:
 
     async def _solve(self, task: Task, ctx: SolveContext, rt_id: int, sample: Sample, epoch: int) -> SampleResult:
         state = TaskState(sample=sample, epoch=epoch)
-        row: dict[str, Any] = {"sample_id": sample.id, "epoch": epoch, "target": _text(sample.target),
+        row: dict[str, Any] = {**EMPTY_ROW, "sample_id": sample.id, "epoch": epoch, "target": _text(sample.target),
                                "metadata": sample.metadata}
         t0 = time.perf_counter()
         score_json: list[dict[str, Any]] = []
@@ -275,6 +317,13 @@ def compute_metrics(task: Task, rows: list[dict[str, Any]], counts: dict[str, in
     def aggregate(subset: list[dict[str, Any]]) -> dict[str, Any]:
         out = {}
         for metric in task.metrics:
+            if isinstance(metric, CorpusMetric):
+                rows_of: dict[str, list[dict[str, Any]]] = {}
+                for r in subset:
+                    rows_of.setdefault(r["sample_id"], []).append({"value": r["score"], **(r["scores"] or {})})
+                if (mv := metric.compute_corpus(list(rows_of.values()))) is not None:
+                    out[metric.name] = mv.to_json()
+                continue
             per_sample: dict[str, list[float]] = {}
             for r in subset:
                 v = r["score"] if metric.key == "value" else (r["scores"] or {}).get(metric.key)

@@ -38,6 +38,7 @@ class SolveContext:
     task: "Task"
     judges: dict[str, "ModelClient"] = field(default_factory=dict)
     sandbox: Any = None  # a harness.sandboxes.SandboxBackend when the task needs one
+    judge_cache: Any = None  # a harness.judge.JudgeCache: repeated judge requests are answered from the store
 
 
 class Solver(Protocol):
@@ -97,6 +98,10 @@ class Task:
     needs_sandbox: bool = False
     reference_response: Callable[[Sample], str] = lambda sample: str(sample.target)
     read_replay: Callable[[Path], Iterator[tuple[str, int | None, str]]] | None = None  # upstream response formats
+    judge_roles: list[str] = field(default_factory=list)  # judges the scorers need; checked before any work
+    judges: dict[str, str] = field(default_factory=dict)  # role -> model spec the task (variant) proposes
+    # after the task's samples are stored: (task, run facts, stored rows) -> lines to tell the user (e.g. files written)
+    on_finish: Callable[["Task", dict[str, Any], list[dict[str, Any]]], list[str]] | None = None
     # set by the registry when it builds the task, so a stored run can be rebuilt
     variant: str = "default"
     args: dict[str, Any] = field(default_factory=dict)

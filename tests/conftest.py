@@ -19,7 +19,8 @@ def _pg_admin_url() -> str | None:
 @pytest.fixture(params=["sqlite", "postgres"])
 def db_url(request, tmp_path) -> str:
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'harness.db'}"
+        yield f"sqlite:///{tmp_path / 'harness.db'}"
+        return
     admin = _pg_admin_url()
     if not admin:
         if os.environ.get("CI"):

@@ -37,10 +37,13 @@ def _judges(values: list[str] | None) -> dict[str, str]:
     judges: dict[str, str] = {}
     for item in values or []:
         role, sep, spec = item.partition("=")
-        if sep and "/" not in role and ":" not in role:
-            judges[role] = spec
-        else:
-            judges["default"] = item
+        if not (sep and "/" not in role and ":" not in role):
+            role, spec = "default", item
+        key, n = role, 1
+        while key in judges:  # a repeated role is a panel of judges that vote (harness.judge.panel)
+            n += 1
+            key = f"{role}#{n}"
+        judges[key] = spec
     return judges
 
 
@@ -52,7 +55,7 @@ def eval_(
     task_arg: Annotated[Optional[list[str]], typer.Option("-T", help="Task argument key=value (e.g. -T few_shot=1).")] = None,
     model_arg: Annotated[Optional[list[str]], typer.Option("-M", help="Sampling setting or client option key=value: temperature, max_tokens, top_p, seed, ...; max_connections, max_retries, timeout.")] = None,
     base_url: Annotated[Optional[str], typer.Option(envvar="OPENAI_BASE_URL", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1. The key comes from OPENAI_API_KEY.")] = None,
-    data: Annotated[str, typer.Option(help="'hub' (the pinned HF dataset), 'bundled' (the small real sample shipped with the suite) or a local file/folder in the upstream format.")] = "hub",
+    data: Annotated[str, typer.Option(help="'hub' (the pinned HF dataset), 'hub:REPO_OR_FOLDER' (a mirror of it), 'bundled' (the small real sample shipped with the suite) or a local file/folder in the upstream format.")] = "hub",
     limit: Annotated[Optional[int], typer.Option(help="Only the first N samples of each task.")] = None,
     sample_id: Annotated[Optional[list[str]], typer.Option("--sample-id", help="Only these sample ids. Repeatable.")] = None,
     epochs: Annotated[int, typer.Option(min=1, help="Samples per problem (pass@k uses them).")] = 1,
@@ -97,10 +100,14 @@ def eval_(
                         allow_unsafe=unsafe)
         run_id = None
     progress = Progress(enabled=not as_json and sys.stderr.isatty() or os.environ.get("HARNESS_PROGRESS") == "1")
-    runner = Runner(plan, store, run_id=run_id, command=" ".join(["harness", *sys.argv[1:]]),
+
+    def announce(run: str) -> None:
+        if not as_json:
+            progress.console.print(f"[bold]run {run}[/] · model {plan.model} · db {store.url}", highlight=False,
+                                   soft_wrap=True)
+
+    runner = Runner(plan, store, run_id=run_id, command=" ".join(["harness", *sys.argv[1:]]), on_run_start=announce,
                     on_task_start=progress.task_started, on_sample_done=progress.sample_done)
-    progress.console.print(f"[bold]run {runner.run_id}[/] · model {plan.model} · db {store.url}", highlight=False) \
-        if not as_json else None
     try:
         with progress:
             asyncio.run(runner.run())

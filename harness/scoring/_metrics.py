@@ -9,7 +9,10 @@ import math
 import random
 from dataclasses import dataclass
 from math import comb
-from typing import Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
+
+if TYPE_CHECKING:
+    import numpy as np
 
 Z95 = 1.959963984540054
 
@@ -48,6 +51,54 @@ class Metric:
         binary = self.proportion and all(len(v) == 1 and v[0] in (0.0, 1.0) for v in per_sample if v)
         low, high = wilson(mean, n) if binary else bootstrap_ci(means)
         return MetricValue(mean * self.scale, low * self.scale, high * self.scale, n)
+
+
+@dataclass(frozen=True)
+class CorpusMetric(Metric):
+    """A statistic of the column totals of per-sample values (micro/macro F1 from per-sample tp/fp/fn counts, ratios
+    of totals): not a mean of per-sample numbers, so Metric cannot express it.
+
+    statistic(totals, n): `totals` maps each value key to a numpy array holding its total over the samples for the
+    point estimate and for every bootstrap resample at once (a key a sample lacks counts 0); n is the sample count.
+    It returns one number per column; NaN means undefined (no value is reported). Each sample's values are averaged
+    over its epochs first, as Metric does. CI: seeded percentile bootstrap over samples.
+    """
+
+    statistic: Callable[[Mapping[str, "np.ndarray"], int], "np.ndarray"] | None = None
+    resamples: int = 2000
+    seed: int = 0
+
+    def compute_corpus(self, per_sample: Sequence[Sequence[Mapping[str, float]]]) -> MetricValue | None:
+        """per_sample: for each sample, its value dicts over epochs."""
+        import numpy as np
+
+        samples = [s for s in per_sample if s]
+        n = len(samples)
+        if n == 0 or self.statistic is None:
+            return None
+        rng = np.random.default_rng(self.seed)
+        # row 0 weighs every sample once (the point estimate); the others are bootstrap resamples
+        weights = np.vstack([np.ones((1, n)), rng.multinomial(n, np.full(n, 1.0 / n), size=self.resamples if n > 1 else 0)])
+        columns: dict[str, tuple[list[int], list[float]]] = {}
+        for i, epochs in enumerate(samples):
+            for key in {k for e in epochs for k in e}:
+                vals = [float(e[key]) for e in epochs if e.get(key) is not None]
+                if vals:
+                    rows, values = columns.setdefault(key, ([], []))
+                    rows.append(i)
+                    values.append(sum(vals) / len(epochs))
+        # per-sample values are sparse, so each total is a small product rather than one dense matrix product
+        totals = {k: weights[:, rows] @ np.asarray(values) for k, (rows, values) in columns.items()}
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = np.broadcast_to(np.asarray(self.statistic(totals, n), dtype=float), (weights.shape[0],))
+        if np.isnan(out[0]):
+            return None
+        boot = np.sort(out[1:][~np.isnan(out[1:])])
+        if boot.size == 0:
+            low = high = float(out[0])
+        else:
+            low, high = float(boot[int(0.025 * boot.size)]), float(boot[max(0, int(0.975 * boot.size) - 1)])
+        return MetricValue(float(out[0]) * self.scale, low * self.scale, high * self.scale, n)
 
 
 def accuracy(key: str = "value", name: str = "accuracy") -> Metric:

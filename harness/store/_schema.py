@@ -30,6 +30,7 @@ class Run(Base):
     limiters: Mapped[dict] = mapped_column(JSON)  # every concurrency limit in force, by name
     environment: Mapped[dict] = mapped_column(JSON)  # harness version + git commit, python, packages, host
     command: Mapped[str] = mapped_column(Text)
+    rescored_from: Mapped[str | None] = mapped_column(String(32))  # `harness rescore`: the run whose responses it re-judged
 
 
 class RunTask(Base):
@@ -102,3 +103,26 @@ class Trace(Base):
     __tablename__ = "traces"
     hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class LeaderboardBuild(Base):
+    """What one `harness leaderboard build` published, so the next build can show night-over-night changes."""
+
+    __tablename__ = "leaderboard_builds"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200), index=True)  # the leaderboard definition's name
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    cells: Mapped[dict] = mapped_column(JSON)  # {"suite|model|metric": {"value", "ci_low", "ci_high", "run_id"}}
+
+
+class JudgeCacheRow(Base):
+    """Judge answers by (judge model, endpoint, settings, prompt) hash: a repeated judge request is not sent again."""
+
+    __tablename__ = "judge_cache"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model: Mapped[str] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(Text)
+    input_tokens: Mapped[int | None] = mapped_column(Integer)
+    output_tokens: Mapped[int | None] = mapped_column(Integer)
+    latency_s: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime)

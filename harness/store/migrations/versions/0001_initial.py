@@ -50,6 +50,7 @@ def upgrade() -> None:
         sa.Column("limiters", sa.JSON(), nullable=False),
         sa.Column("environment", sa.JSON(), nullable=False),
         sa.Column("command", sa.Text(), nullable=False),
+        sa.Column("rescored_from", sa.String(32)),
     )
     op.create_table(
         "run_tasks",
@@ -112,9 +113,28 @@ def upgrade() -> None:
     )
     op.execute(SAMPLES_V)
     op.execute(CALLS_V)
+    op.create_table(
+        "leaderboard_builds",
+        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+        sa.Column("name", sa.String(200), nullable=False, index=True),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("cells", sa.JSON(), nullable=False),
+    )
+    op.create_table(
+        "judge_cache",
+        sa.Column("key", sa.String(64), primary_key=True),
+        sa.Column("model", sa.String(200), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("input_tokens", sa.Integer()),
+        sa.Column("output_tokens", sa.Integer()),
+        sa.Column("latency_s", sa.Float()),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("judge_cache")
+    op.drop_table("leaderboard_builds")
     op.execute("DROP VIEW calls_v")
     op.execute("DROP VIEW samples_v")
     for table in ("traces", "calls", "samples", "run_tasks", "runs"):

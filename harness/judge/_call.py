@@ -1,0 +1,108 @@
+"""One judge request: looked up in the cache, else sent; either way recorded as a judge call of the sample."""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from harness._types import Message, ModelCall
+
+if TYPE_CHECKING:
+    from harness._task import SolveContext, TaskState
+    from harness.model import ModelClient
+    from harness.store import Store
+
+PANEL_SEP = "#"  # `--judge-model ROLE=A --judge-model ROLE=B` becomes roles ROLE and ROLE#2: a panel of two
+
+
+def panel(judges: dict[str, "ModelClient"], role: str) -> list["ModelClient"]:
+    """The judges of `role` (ROLE, ROLE#2, ...), else those given for every role ("default", "default#2", ...)."""
+    for name in (role, "default"):
+        found = [client for key, client in judges.items() if key == name or key.startswith(name + PANEL_SEP)]
+        if found:
+            return found
+    return []
+
+
+def missing_roles(roles: list[str], judges: dict[str, Any]) -> list[str]:
+    return [r for r in roles if not panel(judges, r)]
+
+
+def cache_key(client: "ModelClient", messages: list[Message], config: dict[str, Any]) -> str:
+    """(judge model, its endpoint, settings, prompt): the same request to the same judge gets the stored answer."""
+    endpoint = (client.info() or {}).get("endpoint")
+    blob = json.dumps({"model": client.name, "endpoint": endpoint, "config": config, "messages": messages},
+                      sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+class JudgeCache:
+    """Judge answers in the run's database (table judge_cache), so a cluster sharing PostgreSQL shares it too."""
+
+    def __init__(self, store: "Store"):
+        self.store = store
+
+    def _get(self, key: str) -> dict[str, Any] | None:
+        from sqlalchemy import select
+
+        from harness.store._schema import JudgeCacheRow
+
+        with self.store.engine.connect() as conn:
+            row = conn.execute(select(JudgeCacheRow.__table__).where(JudgeCacheRow.key == key)).mappings().first()
+        return dict(row) if row else None
+
+    def _put(self, key: str, call: ModelCall) -> None:
+        from harness.store._schema import JudgeCacheRow
+        from harness.store._store import utcnow
+
+        with self.store.engine.begin() as conn:
+            conn.execute(self.store._insert_ignore(JudgeCacheRow).values(
+                key=key, model=call.model, text=call.text or "", input_tokens=call.input_tokens,
+                output_tokens=call.output_tokens, latency_s=call.latency_s, created_at=utcnow()))
+
+    async def get(self, key: str) -> dict[str, Any] | None:
+        return await asyncio.to_thread(self._get, key)
+
+    async def put(self, key: str, call: ModelCall) -> None:
+        await asyncio.to_thread(self._put, key, call)
+
+
+@dataclass
+class JudgeReply:
+    text: str
+    call: ModelCall
+    cached: bool
+
+
+async def ask(ctx: "SolveContext", state: "TaskState", client: "ModelClient", prompt: str | list[Message],
+              config: dict[str, Any], *, system: str | None = None, role: str = "") -> JudgeReply:
+    """Send `prompt` to the judge `client` (or answer it from the cache) and record the call on the sample.
+
+    A failed request raises InfraError as for the evaluated model: the sample is stored as errored and a
+    resume retries it, so a judge outage never counts as the model's failure."""
+    messages: list[Message] = ([{"role": "system", "content": system}] if system else []) + (
+        [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt))
+    cache: JudgeCache | None = getattr(ctx, "judge_cache", None)
+    key = cache_key(client, messages, config)
+    hit = await cache.get(key) if cache is not None else None
+    if hit is not None:
+        # a cached answer costs nothing now; what the original call cost stays visible in raw
+        call = ModelCall(kind="judge", model=client.name, messages=messages, config=config, text=hit["text"],
+                         input_tokens=0, output_tokens=0, started_at=time.time(),
+                         raw={"role": role, "cached": True, "cache_key": key,
+                              "original": {"input_tokens": hit["input_tokens"], "output_tokens": hit["output_tokens"],
+                                           "latency_s": hit["latency_s"], "at": str(hit["created_at"])}})
+        state.calls.append(call)
+        return JudgeReply(hit["text"], call, True)
+    output = await client.generate(messages, config, sample=state.sample, task=ctx.task, epoch=state.epoch,
+                                   kind="judge")
+    call = output.call
+    call.kind = "judge"  # clients that answer from data (mock) label by the argument; make sure either way
+    call.raw = {**(call.raw or {}), "role": role, "cached": False, "cache_key": key}
+    state.calls.append(call)
+    if cache is not None and call.error is None:
+        await cache.put(key, call)
+    return JudgeReply(output.text, call, False)

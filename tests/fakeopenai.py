@@ -1,0 +1,114 @@
+"""A small OpenAI-compatible chat-completions server for tests and benchmarks (aiohttp, loopback only).
+
+    python tests/fakeopenai.py --port 0 [--latency 0.1] [--faults SPEC] [--log FILE] [--answer TEXT]
+
+Prints `PORT <n>` once listening. The answer is `<result>TEXT</result>` where TEXT is --answer, or the
+last non-empty line of the user message when --answer is not given. --faults is a comma list applied by
+request number (1-based), checked in this order:
+  429:N:S   the first N requests get 429 with Retry-After S seconds
+  500:K     every K-th request gets 500
+  drop:K    every K-th request has its connection closed without a response
+  slow:K:S  every K-th request waits S extra seconds
+GET /stats returns counts; every chat request is appended to --log as JSON (its number and prompt).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+
+from aiohttp import web
+
+
+def build_app(latency: float, faults: str, log_path: str | None, answer: str | None) -> web.Application:
+    rules = [f.split(":") for f in faults.split(",") if f]
+    state = {"n": 0, "in_flight": 0, "max_in_flight": 0, "statuses": {}}
+    log = open(log_path, "a", buffering=1) if log_path else None
+
+    async def chat(request: web.Request) -> web.StreamResponse:
+        state["n"] += 1
+        n = state["n"]
+        body = await request.json()
+        prompt = next((m["content"] for m in reversed(body["messages"]) if m["role"] == "user"), "")
+        if log:
+            log.write(json.dumps({"n": n, "prompt": prompt}) + "\n")
+        state["in_flight"] += 1
+        state["max_in_flight"] = max(state["max_in_flight"], state["in_flight"])
+        try:
+            for rule in rules:
+                kind = rule[0]
+                if kind == "429" and n <= int(rule[1]):
+                    return _status(state, 429, {"Retry-After": rule[2]})
+                if kind == "500" and n % int(rule[1]) == 0:
+                    return _status(state, 500)
+                if kind == "drop" and n % int(rule[1]) == 0:
+                    request.transport.close()
+                    raise asyncio.CancelledError
+                if kind == "slow" and n % int(rule[1]) == 0:
+                    await asyncio.sleep(float(rule[2]))
+            await asyncio.sleep(latency)
+            text = answer if answer is not None else next(
+                (line.strip() for line in reversed(prompt.splitlines()) if line.strip()), "")
+            state["statuses"]["200"] = state["statuses"].get("200", 0) + 1
+            return web.json_response({
+                "id": f"cmpl-{n}", "object": "chat.completion", "model": body.get("model"),
+                "choices": [{"index": 0, "finish_reason": "stop",
+                             "message": {"role": "assistant", "content": f"<result>{text}</result>"}}],
+                "usage": {"prompt_tokens": len(prompt) // 4, "completion_tokens": 8,
+                          "total_tokens": len(prompt) // 4 + 8},
+            })
+        finally:
+            state["in_flight"] -= 1
+
+    async def models(request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
+
+    async def stats(request: web.Request) -> web.Response:
+        return web.json_response({k: v for k, v in state.items()})
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
+    app.router.add_get("/v1/models", models)
+    app.router.add_get("/stats", stats)
+    return app
+
+
+def start_server(*args: str):
+    """Start this server in a subprocess on a free loopback port: (process, base URL)."""
+    import subprocess
+
+    proc = subprocess.Popen([sys.executable, __file__, "--port", "0", *args], stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    if not line.startswith("PORT "):
+        proc.kill()
+        raise RuntimeError(f"fake server did not start: {line!r}")
+    return proc, f"http://127.0.0.1:{line.split()[1]}/v1"
+
+
+def _status(state, code: int, headers: dict[str, str] | None = None) -> web.Response:
+    state["statuses"][str(code)] = state["statuses"].get(str(code), 0) + 1
+    return web.json_response({"error": {"message": f"injected {code}"}}, status=code, headers=headers)
+
+
+async def serve(port: int, **kw) -> None:
+    runner = web.AppRunner(build_app(**kw), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    print(f"PORT {site._server.sockets[0].getsockname()[1]}", flush=True)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser()
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--latency", type=float, default=0.0)
+    p.add_argument("--faults", default="")
+    p.add_argument("--log")
+    p.add_argument("--answer")
+    a = p.parse_args()
+    try:
+        asyncio.run(serve(a.port, latency=a.latency, faults=a.faults, log_path=a.log, answer=a.answer))
+    except KeyboardInterrupt:
+        sys.exit(0)
