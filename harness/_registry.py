@@ -70,10 +70,38 @@ def task_names() -> list[str]:
 
 
 def get_task(name: str) -> TaskEntry:
+    """A registered task, or one defined in a local file: `path/to/tasks.py` (its only task) or `path/to/tasks.py:name`."""
     _load_entry_points()
+    if ".py" in name and name not in _TASKS:
+        return _task_from_file(name)
     if name not in _TASKS:
         raise UsageError(f"unknown task {name!r}{_suggest(name, _TASKS)}; `harness tasks` lists them")
     return _TASKS[name]
+
+
+def _task_from_file(spec: str) -> TaskEntry:
+    import importlib.util
+    from pathlib import Path
+
+    file, _, which = spec.partition(".py:")
+    path = Path(file if file.endswith(".py") else file + ".py")
+    if not path.is_file():
+        raise UsageError(f"task file {path} does not exist")
+    before = set(_TASKS)
+    module_spec = importlib.util.spec_from_file_location(f"harness_user_tasks.{path.stem}", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)  # the user's own task file, run as the user asked
+    defined = sorted(set(_TASKS) - before)
+    if which:
+        if which not in defined:
+            raise UsageError(f"{path} defines no task {which!r}; it defines: {', '.join(defined) or 'none'}")
+        entry = _TASKS[which]
+    elif len(defined) == 1:
+        entry = _TASKS[defined[0]]
+    else:
+        raise UsageError(f"{path} defines {len(defined)} tasks; name one as {path}:NAME ({', '.join(defined)})")
+    _TASKS[spec] = entry  # so the run's stored task name rebuilds it
+    return entry
 
 
 def _suggest(name: str, known) -> str:

@@ -296,19 +296,30 @@ class Runner:
         return SampleResult(rt_id, row, calls, trace)
 
     async def _write(self, results: asyncio.Queue) -> None:
-        """Drain finished results into one transaction at a time, from a thread; None ends it."""
+        """Gather finished results for up to WRITE_INTERVAL_S, commit them in one transaction from a thread,
+        repeat; the None sentinel flushes at once and ends it."""
+        loop = asyncio.get_running_loop()
         while True:
             item, batch = await results.get(), []
+            deadline = loop.time() + WRITE_INTERVAL_S
             while item is not None:
                 batch.append(item)
-                if len(batch) >= WRITE_BATCH or results.empty():
+                if len(batch) >= WRITE_BATCH:
                     break
-                item = results.get_nowait()
+                if not results.empty():
+                    item = results.get_nowait()
+                    continue
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    item = await asyncio.wait_for(results.get(), remaining)
+                except asyncio.TimeoutError:
+                    break
             if batch:
                 await asyncio.to_thread(self.store.write, batch)
             if item is None:
                 return
-            await asyncio.sleep(WRITE_INTERVAL_S)  # let results gather: fewer, larger transactions
 
 
 def compute_metrics(task: Task, rows: list[dict[str, Any]], counts: dict[str, int]) -> dict[str, Any]:
@@ -329,9 +340,8 @@ def compute_metrics(task: Task, rows: list[dict[str, Any]], counts: dict[str, in
                 v = r["score"] if metric.key == "value" else (r["scores"] or {}).get(metric.key)
                 if v is not None:
                     per_sample.setdefault(r["sample_id"], []).append(float(v))
-            mv = metric.compute(list(per_sample.values()))
-            if mv is not None:
-                out[metric.name] = mv.to_json()
+            for name, mv in metric.compute_named(list(per_sample.values())).items():
+                out[name] = mv.to_json()
         return out
 
     by: dict[str, dict[str, Any]] = {}

@@ -162,3 +162,6 @@ def show(run: Annotated[str, typer.Argument(help="Run id (a unique prefix is eno
     if found is None:
         raise UsageError(f"no run {run!r} in {store.url}; `harness runs` lists them")
     print_run(store, found["id"], as_json=as_json)
+from harness.cli import _leaderboard  # noqa: E402,F401
+from harness.cli import _analysis  # noqa: E402,F401
+from harness.cli import _judging  # noqa: E402,F401

@@ -74,26 +74,14 @@ class OpenAICompatible:
 
     async def generate(self, messages: list[Message], config: dict[str, Any], *, sample: Sample | None = None,
                        task: Any = None, epoch: int = 0, kind: str = "model") -> ModelOutput:
-        from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
-
         body = {"model": self.model, "messages": messages,
                 **{k: v for k, v in config.items() if k not in CLIENT_OPTIONS}}
         call = ModelCall(kind=kind, model=self.name, messages=messages, config=config, started_at=time.time())
         t0 = time.perf_counter()
         try:
-            async for attempt in AsyncRetrying(
-                retry=retry_if_exception_type(RetryableError),
-                stop=stop_after_attempt(int(self.options["max_retries"]) + 1),
-                wait=self._wait,
-                before_sleep=lambda rs: setattr(call.attempts[-1], "wait_s", rs.next_action.sleep),
-                reraise=True,
-            ):
-                with attempt:
-                    data = await self._post(body, call)
-        except RetryableError as e:
-            call.error = f"gave up after {len(call.attempts)} attempts: {e}"
-            call.latency_s = time.perf_counter() - t0
-            raise InfraError(call.error, call) from None
+            data = await self._post(body, call)
+        except RetryableError as first:
+            data = await self._retry(body, call, first, t0)
         call.latency_s = time.perf_counter() - t0
         try:
             message = data["choices"][0]["message"]
@@ -108,6 +96,27 @@ class OpenAICompatible:
         if message.get("reasoning_content"):
             call.raw["reasoning"] = message["reasoning_content"]
         return ModelOutput(text=call.text, call=call, tool_calls=message.get("tool_calls") or [])
+
+    async def _retry(self, body: dict[str, Any], call: ModelCall, first: RetryableError, t0: float) -> dict[str, Any]:
+        """Tenacity takes over after a first failure, so the fast path is free of its per-call cost. Its first
+        retry is immediate, except after a 429, where the endpoint's limiter holds every call for Retry-After."""
+        from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
+
+        try:
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception_type(RetryableError),
+                stop=stop_after_attempt(int(self.options["max_retries"])),
+                wait=self._wait,
+                before_sleep=lambda rs: setattr(call.attempts[-1], "wait_s", rs.next_action.sleep),
+                reraise=True,
+            ):
+                with attempt:
+                    return await self._post(body, call)
+        except RetryableError as e:
+            call.error = f"gave up after {len(call.attempts)} attempts: {e}"
+            call.latency_s = time.perf_counter() - t0
+            raise InfraError(call.error, call) from None
+        raise AssertionError("unreachable: tenacity either returns or raises")
 
     def _wait(self, retry_state) -> float:
         exc = retry_state.outcome.exception()

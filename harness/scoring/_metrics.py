@@ -52,6 +52,34 @@ class Metric:
         low, high = wilson(mean, n) if binary else bootstrap_ci(means)
         return MetricValue(mean * self.scale, low * self.scale, high * self.scale, n)
 
+    def compute_named(self, per_sample: Sequence[Sequence[float]]) -> dict[str, MetricValue]:
+        """Every value this metric reports, by name (one, unless a subclass reports a family)."""
+        mv = self.compute(per_sample)
+        return {} if mv is None else {self.name: mv}
+
+
+@dataclass(frozen=True)
+class PassAtK(Metric):
+    """pass@k for every k up to the fewest epochs any sample has (`{name}@{k}`), from 0/1 values: the
+    unbiased estimator per sample (n epochs, c of them 1), averaged over samples. pass@1 is Metric's
+    mean; k > 1 gets a bootstrap interval over samples."""
+
+    def compute_named(self, per_sample: Sequence[Sequence[float]]) -> dict[str, MetricValue]:
+        samples = [v for v in per_sample if v]
+        if not samples:
+            return {}
+        out = {}
+        for k in range(1, min(len(v) for v in samples) + 1):
+            if k == 1:
+                mv = self.compute(samples)
+            else:
+                est = [pass_at_k(len(v), int(sum(v)), k) for v in samples]
+                low, high = bootstrap_ci(est)
+                mv = MetricValue(sum(est) / len(est) * self.scale, low * self.scale, high * self.scale, len(est))
+            if mv is not None:
+                out[f"{self.name}@{k}"] = mv
+        return out
+
 
 @dataclass(frozen=True)
 class CorpusMetric(Metric):

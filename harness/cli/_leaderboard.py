@@ -1,0 +1,74 @@
+"""`harness leaderboard build` and `harness nightly`."""
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from harness.cli._app import DbOpt, JsonOpt, app
+
+leaderboard_app = typer.Typer(help="Static leaderboard sites built from the stored runs.", no_args_is_help=True)
+app.add_typer(leaderboard_app, name="leaderboard")
+
+
+@leaderboard_app.command("build")
+def build_(
+    out: Annotated[str, typer.Option("--out", "-o", help="Folder to write the site into (created; pages of unchanged runs are kept).")],
+    config: Annotated[Optional[str], typer.Option("--config", "-c", help="Leaderboard definition (TOML). Default: every registered suite, newest run per model.")] = None,
+    previous: Annotated[Optional[str], typer.Option(help="An earlier build's folder to show changes against. Default: the last build of this leaderboard recorded in the database.")] = None,
+    record: Annotated[bool, typer.Option(help="Record this build in the database so the next build shows changes against it.")] = True,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build the leaderboard: index (suites x models, 95% CIs, paper numbers), suite, run and sample pages.
+
+    Example: harness leaderboard build --out site/ && python -m http.server -d site
+    """
+    import json
+
+    from harness.leaderboards import build, load_spec
+    from harness.store import Store
+
+    result = build(Store(db), out, load_spec(config), previous=previous, record=record)
+    summary = {"out": str(result.out), "index": str(result.out / "index.html"), "suites": result.suites,
+               "models": result.models, "runs": result.runs, "runs_rendered": result.runs_rendered,
+               "sample_pages": result.sample_pages, "seconds": round(result.seconds, 3)}
+    if as_json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"{summary['index']}: {result.suites} suites x {result.models} models from {result.runs} runs "
+              f"({result.runs_rendered} rendered, {result.sample_pages} sample pages) in {result.seconds:.2f} s")
+
+
+@app.command("nightly")
+def nightly(
+    config: Annotated[str, typer.Argument(help="Nightly definition (TOML): models, tasks, data, output folder.")],
+    db: DbOpt = None,
+    out: Annotated[Optional[str], typer.Option("--out", "-o", help="Site folder (overrides the file's `out`).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the models x tasks matrix the file declares (resuming runs an earlier night left unfinished),
+    then build the leaderboard. Exit status 1 if any model's run failed (the leaderboard is built anyway).
+
+    Example: harness nightly docker/nightly.toml --db postgresql+psycopg://harness@db/harness
+    """
+    import json
+    import sys
+
+    from harness._nightly import load_nightly, run_nightly
+    from harness.store import Store
+
+    spec = load_nightly(config)
+    if out:
+        spec.out = out
+    result = run_nightly(spec, Store(db or spec.db), log=lambda s: print(s, file=sys.stderr))
+    lb = result.leaderboard
+    if as_json:
+        print(json.dumps({"runs": result.runs, "leaderboard": str(lb.out / "index.html")}, indent=2))
+    else:
+        for r in result.runs:
+            state = f"failed: {r['error']}" if r["error"] else ("resumed" if r["resumed"] else "done")
+            print(f"{r['model']}: run {r['run_id']} {state}")
+        print(f"leaderboard: {lb.out / 'index.html'}")
+    if result.failed:
+        raise typer.Exit(1)
