@@ -132,3 +132,62 @@ def test_kill_9_halfway_then_resume_does_every_sample_exactly_once(tmp_path):
         assert con.execute("select status from runs").fetchone()[0] == "finished"
     finally:
         server.terminate()
+
+
+def test_ctrl_c_keeps_finished_samples_and_says_how_to_resume(tmp_path):
+    db_path = tmp_path / "h.db"
+    proc = subprocess.Popen([*HARNESS, "eval", "-m", "mock", "-M", "latency=0.05", "-M", "text=x", "-t", "cipherbank",
+                             "--data", "bundled", "--db", f"sqlite:///{db_path}", "--max-samples", "4"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    committed = 0
+    while committed < 20 and time.time() < deadline:
+        time.sleep(0.1)
+        try:
+            committed = sqlite3.connect(db_path).execute("select count(*) from samples").fetchone()[0]
+        except sqlite3.OperationalError:
+            pass
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    con = sqlite3.connect(db_path)
+    run_id, status = con.execute("select id, status from runs").fetchone()
+    assert status == "interrupted"
+    kept = con.execute("select count(*) from samples").fetchone()[0]
+    assert 20 <= kept < 180
+    assert f"harness eval --resume {run_id}" in err
+
+
+def test_sample_ids_and_epochs(tmp_path):
+    db = ["--db", f"sqlite:///{tmp_path / 'h.db'}"]
+    ids = ["Rot13-e41d18004b", "Vigenere-6c9cbf5d1a"]
+    out = json.loads(harness("eval", "-m", "reference", "-t", "cipherbank", "--data", "bundled", "--epochs", "3",
+                             *[a for i in ids for a in ("--sample-id", i)], *db, "--json").stdout)
+    assert out["tasks"][0]["counts"] == {"scored": 6}
+    assert out["tasks"][0]["metrics"]["overall"]["accuracy"]["n"] == 2  # epochs average within a sample
+
+
+def test_a_third_party_package_registers_a_suite_by_entry_point(tmp_path):
+    pkg = tmp_path / "site" / "thirdparty_suite"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text(
+        "from harness import Dataset, Sample, Score, Task, accuracy, generate, task\n"
+        "@task('thirdparty/echo')\n"
+        "def echo() -> Task:\n"
+        "    async def exact(state, ctx):\n"
+        "        return Score(value=float(state.completion == state.sample.target))\n"
+        "    return Task(name='thirdparty/echo', version='0', dataset=Dataset(to_samples=lambda r, c: "
+        "[Sample(id=r['id'], input=r['q'], target=r['a'])]), solver=generate(), scorers=[exact], "
+        "metrics=[accuracy()], headline='accuracy')\n")
+    dist = tmp_path / "site" / "thirdparty_suite-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: thirdparty-suite\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[harness.tasks]\necho = thirdparty_suite\n")
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"id": "1", "q": "2+2", "a": "4"}\n{"id": "2", "q": "3+3", "a": "6"}\n')
+    env = {"PYTHONPATH": str(tmp_path / "site")}
+    listed = json.loads(harness("tasks", "--json", env=env).stdout)
+    assert "thirdparty/echo" in [t["name"] for t in listed]
+    out = harness("eval", "-m", "reference", "-t", "thirdparty/echo", "--data", str(data),
+                  "--db", f"sqlite:///{tmp_path / 'h.db'}", "--json", env=env)
+    assert json.loads(out.stdout)["tasks"][0]["metrics"]["overall"]["accuracy"]["value"] == 100.0
