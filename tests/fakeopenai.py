@@ -71,6 +71,7 @@ def build_app(latency: float, faults: str, log_path: str | None, answer: str | N
     app.router.add_post("/v1/chat/completions", chat)
     app.router.add_get("/v1/models", models)
     app.router.add_get("/stats", stats)
+    app.router.add_get("/health", lambda request: web.Response(text="ok"))
     return app
 
 

@@ -13,13 +13,16 @@ from harness.model._openai import CLIENT_OPTIONS, OpenAICompatible
 __all__ = ["AdaptiveLimiter", "CLIENT_OPTIONS", "MockModel", "ModelClient", "OpenAICompatible", "ReferenceModel",
            "ReplayModel", "get_model", "read_replay_jsonl", "split_model_args"]
 
-KNOWN = ["openai/<model>", "vllm-server/<model>", "reference", "replay:<path>", "mock"]
+KNOWN = ["openai/<model>", "vllm/<model>", "vllm-server/<model>", "reference", "replay:<path>", "mock"]
 
 
 def split_model_args(args: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """-M key=value pairs are either client options (connections, retries, timeout) or sampling settings."""
-    client = {k: v for k, v in args.items() if k in CLIENT_OPTIONS}
-    sampling = {k: v for k, v in args.items() if k not in CLIENT_OPTIONS}
+    """-M key=value pairs are client options (connections, retries, timeout; a managed vLLM server's settings)
+    or sampling settings sent with every request."""
+    from harness.model._vllm import SERVER_OPTIONS
+
+    client = {k: v for k, v in args.items() if k in CLIENT_OPTIONS or k in SERVER_OPTIONS}
+    sampling = {k: v for k, v in args.items() if k not in client}
     return client, sampling
 
 
@@ -35,6 +38,10 @@ def get_model(spec: str, *, base_url: str | None = None, args: dict[str, Any] | 
     provider, _, model = spec.partition("/")
     if provider == "openai" and model:
         return OpenAICompatible(model, base_url=base_url, options=client_opts)
+    if provider == "vllm" and model:
+        from harness.model._vllm import ManagedVLLM
+
+        return ManagedVLLM(model, options=args)
     if provider == "vllm-server" and model:
         # a vLLM (or SGLang) server the user started: OpenAI-compatible, usually keyless
         if not base_url:

@@ -74,8 +74,7 @@ class OpenAICompatible:
 
     async def generate(self, messages: list[Message], config: dict[str, Any], *, sample: Sample | None = None,
                        task: Any = None, epoch: int = 0, kind: str = "model") -> ModelOutput:
-        body = {"model": self.model, "messages": messages,
-                **{k: v for k, v in config.items() if k not in CLIENT_OPTIONS}}
+        body = {"model": self.model, "messages": messages, **config}
         call = ModelCall(kind=kind, model=self.name, messages=messages, config=config, started_at=time.time())
         t0 = time.perf_counter()
         try:
