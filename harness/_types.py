@@ -93,7 +93,7 @@ class Score:
     error_category: why a miss is a miss (for error analysis); None when correct.
     """
 
-    value: float
+    value: float | None
     values: dict[str, float] = field(default_factory=dict)
     answer: str | None = None
     explanation: str | None = None
