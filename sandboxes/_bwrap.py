@@ -84,6 +84,7 @@ def _bwrap_argv(work: Path, tmp: Path, etc: Path, cmd: list[str], cwd: str, env:
             "--ro-bind-try", str(etc / "group"), "/etc/group",
             "--proc", "/proc", "--dev", "/dev",
             "--bind", str(work), WORKDIR, "--bind", str(tmp), "/tmp",
+            "--remount-ro", "/",  # bwrap's root is a tmpfs; keep it read-only like the docker image
             "--chdir", cwd, "--clearenv"]
     if disable_userns:
         argv += ["--unshare-user", "--disable-userns"]  # no nested namespaces: less kernel surface
@@ -176,8 +177,8 @@ class BwrapSandbox:
         data = input.encode() if isinstance(input, str) else input
         res = await run_process(argv, input=data, timeout_s=timeout, output_bytes=lim.output_bytes,
                                 env={}, preexec_fn=preexec)
-        if res.returncode is not None and res.returncode != 0 and res.stderr.startswith("bwrap:"):
-            raise SandboxError(f"bwrap failed: {res.stderr.strip()}")
+        if res.returncode == 1 and res.stderr.startswith("bwrap: execvp"):
+            res.returncode = 127  # command not found, as a shell (and docker's `timeout`) reports it
         return res
 
     async def write_file(self, path: str, content: str | bytes) -> None:

@@ -8,6 +8,8 @@ the work dir and /tmp are wiped (and stray processes killed) between uses.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import functools
 import os
 import socket
 import threading
@@ -20,10 +22,12 @@ from ._pool import Pool
 from ._types import (BASE_ENV, WORKDIR, ExecResult, SandboxBackend, SandboxError, SandboxLimits,
                      check_cmd, decode, sandbox_path)
 
-LABEL = "harness.sandbox"
+LABEL = "harness.sandbox"  # value "<hostname>:<pid>:<random>" of the harness process that owns it
 _KILLED = 137  # 128 + SIGKILL: what `timeout -s KILL` and the OOM killer both leave behind
 # Runs as the exec user; PID 1 runs as another uid, so `kill -9 -1` spares it.
+# Not wrapped in `timeout`: kill -9 -1 would take the wrapper down with everything else.
 _CLEANUP = ("kill -9 -1 2>/dev/null; kill -9 -1 2>/dev/null; "
+            "chmod -R u+rwX /work /tmp /dev/shm 2>/dev/null; "
             "find /work /tmp /dev/shm -mindepth 1 -delete 2>/dev/null; "
             "test -z \"$(find /work /tmp -mindepth 1 | head -n 1)\"")
 _OOM_COUNT = ("cat /sys/fs/cgroup/memory.events 2>/dev/null || "
@@ -94,23 +98,26 @@ class DockerSandbox:
                         env: dict[str, str] | None = None, cap: int | None = None) -> ExecResult:
         lim = self._b.limits
         cap = lim.output_bytes if cap is None else cap
-        wrapped = ["timeout", "-s", "KILL", f"{max(timeout, 0.001):.3f}", *cmd]
+        wrapped = [*self._timeout_prefix(timeout), *cmd]
         full_env = {**BASE_ENV, **(env or {})}
         st = _ExecState()
         t0 = time.monotonic()
         host_killed = False
         try:
             await asyncio.wait_for(
-                asyncio.to_thread(self._exec_sync, wrapped, data, cwd, full_env, self._b.exec_user, cap, st),
+                self._b.run(self._exec_sync, wrapped, data, cwd, full_env, self._b.exec_user, cap, st),
                 timeout + 2 + 0.1 * timeout)
         except asyncio.TimeoutError:
             host_killed = True
             self.broken = True
             await self._b._kill_container(self)
-            try:
-                st.sock and getattr(st.sock, "_sock", st.sock).shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            # Unblock the reader thread even if the daemon is too wedged to close the stream.
+            raw = getattr(st.sock, "_sock", st.sock)
+            if raw is not None:
+                try:
+                    raw.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
         except Exception as e:
             self.broken = True
             raise SandboxError(f"docker exec failed: {e}") from e
@@ -131,10 +138,14 @@ class DockerSandbox:
         return ExecResult(returncode=rc, stdout=decode(bytes(st.out)), stderr=decode(bytes(st.err)),
                           timed_out=timed_out, duration_s=dur, truncated=st.truncated, oom_killed=oom)
 
+    @staticmethod
+    def _timeout_prefix(timeout: float) -> list[str]:
+        return ["timeout", "-s", "KILL", f"{max(timeout, 0.001):.3f}"]
+
     async def _oom_happened(self) -> bool:
         st = _ExecState()
         try:
-            await asyncio.to_thread(self._exec_sync, ["sh", "-c", _OOM_COUNT], None, "/", {}, self._b.exec_user,
+            await self._b.run(self._exec_sync, ["sh", "-c", _OOM_COUNT], None, "/", {}, self._b.exec_user,
                                     65536, st)
         except Exception:
             return False
@@ -162,7 +173,7 @@ class DockerSandbox:
         p = sandbox_path(path)
         st = _ExecState()
         cap = 256 << 20
-        await asyncio.to_thread(self._exec_sync, ["cat", "--", p], None, "/", {}, self._b.exec_user, cap, st)
+        await self._b.run(self._exec_sync, ["cat", "--", p], None, "/", {}, self._b.exec_user, cap, st)
         if st.truncated:
             self.broken = True
             raise OSError(f"read_file({path!r}): file larger than {cap} bytes")
@@ -182,11 +193,17 @@ class DockerBackend(SandboxBackend):
         import docker  # lazy: only a run that uses Docker pays for the SDK
 
         self.limits = limits
+        size = pool_size or max(2, os.cpu_count() or 2)
         try:
-            self.client = docker.from_env(timeout=60)
+            # One HTTP connection per concurrent exec; the SDK's default pool of 10 would churn.
+            self.client = docker.from_env(timeout=60, max_pool_size=4 * size + 8)
             self.client.ping()
         except Exception as e:
             raise SandboxError(f"no Docker daemon answers: {e}") from e
+        # An exec holds a thread for the command's whole run. asyncio's default executor has only
+        # cpu+4 threads: queued execs would eat into their own host-side deadline.
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=max(64, 4 * size),
+                                                               thread_name_prefix="sandbox-docker")
         self.api = self.client.api
         if image in _image.list_images():
             cfg = _image.image_config(image)
@@ -202,9 +219,24 @@ class DockerBackend(SandboxBackend):
             raise SandboxError(f"sandbox image {self.image_tag} is not built; run `harness sandbox build` "
                                f"(or `python -m harness.sandboxes build`)") from None
         self.image_id: str = img.id
-        self._run_label = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self._pool = Pool(pool_size or max(2, os.cpu_count() or 2), self._create, self._reset, self._destroy,
-                          max_uses=max_uses)
+        self._run_label = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._reap_orphans()
+        self._pool = Pool(size, self._create, self._reset, self._destroy, max_uses=max_uses)
+
+    def run(self, fn, *args, **kw) -> asyncio.Future:
+        return asyncio.get_running_loop().run_in_executor(self._executor, functools.partial(fn, *args, **kw))
+
+    def _reap_orphans(self) -> None:
+        """Remove sandbox containers left by harness processes on this host that died uncleanly."""
+        host = socket.gethostname()
+        try:
+            for c in self.client.containers.list(all=True, filters={"label": LABEL}):
+                h, _, rest = c.labels.get(LABEL, "").partition(":")
+                pid = rest.partition(":")[0]
+                if h == host and pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+                    c.remove(force=True)
+        except Exception:
+            pass  # best effort: a leftover container costs memory, not safety
 
     def info(self) -> dict[str, Any]:
         return {"backend": self.name, "image": self.image_tag, "image_id": self.image_id,
@@ -216,6 +248,8 @@ class DockerBackend(SandboxBackend):
 
     async def aclose(self) -> None:
         await self._pool.aclose()
+        self._executor.shutdown(wait=False)
+        self.client.close()
 
     def _create_sync(self) -> Any:
         lim = self.limits
@@ -234,23 +268,25 @@ class DockerBackend(SandboxBackend):
 
     async def _create(self) -> DockerSandbox:
         try:
-            c = await asyncio.to_thread(self._create_sync)
+            c = await self.run(self._create_sync)
         except Exception as e:
             raise SandboxError(f"could not start a sandbox container from {self.image_tag}: {e}") from e
         return DockerSandbox(self, c)
 
     async def _reset(self, sb: DockerSandbox) -> bool:
-        r = await sb._raw_exec(["sh", "-c", _CLEANUP], timeout=10, cwd="/")
-        return r.returncode == 0
+        st = _ExecState()
+        await asyncio.wait_for(self.run(sb._exec_sync, ["sh", "-c", _CLEANUP], None, "/", {},
+                                                 self.exec_user, 65536, st), 15)
+        return st.exit_code == 0
 
     async def _kill_container(self, sb: DockerSandbox) -> None:
         try:
-            await asyncio.to_thread(sb.container.kill)
+            await self.run(sb.container.kill)
         except Exception:
             pass  # already dead
 
     async def _destroy(self, sb: DockerSandbox) -> None:
         try:
-            await asyncio.to_thread(sb.container.remove, force=True)
+            await self.run(sb.container.remove, force=True)
         except Exception:
             pass  # already gone (e.g. removed by someone else); nothing left to free

@@ -185,7 +185,7 @@ def build_image(name: str = "harness-python", *, force: bool = False, progress: 
     tail: list[str] = []
     # Build context is the image folder alone: nothing from the harness's tree can leak in.
     for chunk in client.api.build(path=str(IMAGES_DIR / name), tag=tag, buildargs={"BASE": base},
-                                  rm=True, forcerm=True, decode=True, pull=False,
+                                  rm=True, forcerm=True, decode=True, pull=False, nocache=force,
                                   labels={"harness.image": name, "harness.hash": image_hash(name)}):
         if "error" in chunk:
             raise RuntimeError(f"docker build of {tag} failed: {chunk['error']}\n" + "".join(tail))

@@ -165,3 +165,6 @@ def show(run: Annotated[str, typer.Argument(help="Run id (a unique prefix is eno
 from harness.cli import _leaderboard  # noqa: E402,F401
 from harness.cli import _analysis  # noqa: E402,F401
 from harness.cli import _judging  # noqa: E402,F401
+from harness.sandboxes._cli import sandbox_app  # noqa: E402
+
+app.add_typer(sandbox_app, name="sandbox", help="Build and inspect the sandbox images model-written code runs in.")

@@ -151,3 +151,110 @@ def test_sandbox_paths():
     assert sandbox_path("a/b") == "/work/a/b"
     assert sandbox_path("/tmp/x") == "/tmp/x"
     assert sandbox_path("../../etc/passwd") == "/etc/passwd"  # normalised; the backend decides access
+
+
+async def test_docker_host_deadline_kills_a_hung_exec(kind, make_backend, monkeypatch):
+    """If the in-container `timeout` ever fails to fire, the host-side deadline still ends the exec
+    and retires the container."""
+    if kind != "docker":
+        pytest.skip("docker only")
+    from harness.sandboxes._docker import DockerSandbox
+
+    monkeypatch.setattr(DockerSandbox, "_timeout_prefix", staticmethod(lambda t: []))  # no inner timeout
+    backend = make_backend(pool_size=1)
+    async with backend.acquire() as sb:
+        t0 = time.monotonic()
+        r = await sb.exec(["sleep", "60"], timeout_s=1)
+        assert r.timed_out and r.returncode is None
+        assert time.monotonic() - t0 < 6
+        state = await asyncio.to_thread(lambda: backend.api.inspect_container(sb.id)["State"])
+        assert not state["Running"]
+    async with backend.acquire() as sb2:
+        assert sb2.id != sb.id
+
+
+async def test_sandboxes_satisfy_the_protocol(backend):
+    from harness.sandboxes import Sandbox
+
+    async with backend.acquire() as sb:
+        assert isinstance(sb, Sandbox)
+
+
+def test_image_tag_follows_the_definition(tmp_path, monkeypatch):
+    import shutil
+
+    from harness.sandboxes import _image
+
+    before = _image.image_tag("harness-python")
+    assert before == _image.image_tag("harness-python")  # stable
+    copy = tmp_path / "images"
+    shutil.copytree(_image.IMAGES_DIR, copy)
+    monkeypatch.setattr(_image, "IMAGES_DIR", copy)
+    assert _image.image_tag("harness-python") == before
+    (copy / "harness-python" / "Dockerfile").write_text((copy / "harness-python" / "Dockerfile").read_text() + "\n# x\n")
+    assert _image.image_tag("harness-python") != before
+    base = _image.base_tag()
+    (copy / "base.toml").write_text((copy / "base.toml").read_text().replace('mirror = ""', 'mirror = "http://x/debian"'))
+    assert _image.base_tag() == base  # where bytes come from is not what they are
+    (copy / "base.toml").write_text((copy / "base.toml").read_text().replace('include = ""', 'include = "curl"'))
+    assert _image.base_tag() != base
+    with pytest.raises(ValueError):
+        _image.image_tag("no-such-image")
+
+
+def test_cli_status_and_idempotent_build():
+    import json
+
+    from typer.testing import CliRunner
+
+    from harness.sandboxes import _image, sandbox_app
+
+    runner = CliRunner()
+    r = runner.invoke(sandbox_app, ["status", "--json"])
+    assert r.exit_code == 0, r.output
+    st = json.loads(r.output)
+    assert st["images"][0]["tag"] == _image.image_tag("harness-python")
+    if not st["images"][0]["built"]:
+        pytest.skip("image not built here (no Docker daemon or not built); build is exercised by CI setup")
+    t0 = time.monotonic()
+    r = runner.invoke(sandbox_app, ["build", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert _image.image_tag("harness-python") in r.output
+    assert time.monotonic() - t0 < 10  # cached by content hash: nothing rebuilt
+
+
+def test_docker_reaps_containers_of_dead_harness_processes(kind, secrets_in_env):
+    if kind != "docker":
+        pytest.skip("docker only")
+    import socket as _socket
+
+    from harness.sandboxes import _image
+    from harness.sandboxes._docker import LABEL
+
+    client = _image.docker_client()
+    dead_pid = 2**22 + 12345  # above pid_max's default range: never alive
+    c = client.containers.create(_image.image_tag("harness-python"), ["true"],
+                                 labels={LABEL: f"{_socket.gethostname()}:{dead_pid}:x"})
+    try:
+        b = get_backend("docker", pool_size=1)
+        asyncio.run(b.aclose())
+        with pytest.raises(Exception):
+            c.reload()
+    finally:
+        try:
+            c.remove(force=True)
+        except Exception:
+            pass
+
+
+async def test_docker_replaces_a_container_that_died(kind, make_backend):
+    if kind != "docker":
+        pytest.skip("docker only")
+    backend = make_backend(pool_size=1)
+    async with backend.acquire() as sb:
+        assert (await sb.exec(["true"])).ok
+        await asyncio.to_thread(sb.container.kill)  # e.g. the OOM killer took PID 1
+        with pytest.raises(SandboxError):
+            await sb.exec(["true"])
+    async with backend.acquire() as sb2:
+        assert sb2.id != sb.id and (await sb2.exec(["echo", "ok"])).stdout == "ok\n"
