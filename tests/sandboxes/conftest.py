@@ -34,6 +34,8 @@ BACKENDS = [
 def kind(request) -> str:
     reason = {"docker": _docker_reason, "bwrap": _bwrap_reason}[request.param]()
     if reason:
+        if os.environ.get("CI"):  # CI installs both backends: a missing one is a failure there, not a skip
+            pytest.fail(f"{request.param} backend unavailable in CI: {reason}")
         pytest.skip(reason)
     return request.param
 
