@@ -267,8 +267,15 @@ class DockerBackend(SandboxBackend):
             ipc_mode="private", labels={LABEL: self._run_label}, stop_signal="SIGKILL")
 
     async def _create(self) -> DockerSandbox:
+        from requests.exceptions import ConnectionError as DaemonDropped
+        from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
         try:
-            c = await self.run(self._create_sync)
+            # a loaded daemon sometimes drops the API connection mid-create; that is worth a retry, nothing else is
+            async for attempt in AsyncRetrying(retry=retry_if_exception_type(DaemonDropped), stop=stop_after_attempt(3),
+                                               wait=wait_exponential(multiplier=0.5, max=4), reraise=True):
+                with attempt:
+                    c = await self.run(self._create_sync)
         except Exception as e:
             raise SandboxError(f"could not start a sandbox container from {self.image_tag}: {e}") from e
         return DockerSandbox(self, c)

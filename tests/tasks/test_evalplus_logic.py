@@ -1,0 +1,230 @@
+"""EvalPlus without a sandbox: pass@k, code extraction, the value codec, the comparison and special
+oracles, MBPP+ input types, prompts and the samples reader, against hand-checked cases."""
+from __future__ import annotations
+
+import collections
+import gzip
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from harness import UsageError, get_task
+from harness._runner import compute_metrics
+from harness.scoring import PassAtK, pass_at_k
+from harness.tasks.evalplus import _read_samples, prompts
+from harness.tasks.evalplus.driver import Opaque, decode, encode
+from harness.tasks.evalplus.extract import code_extract, extract_solution, keep_reachable
+from harness.tasks.evalplus.oracle import first_failure, mbpp_deserialize_inputs
+
+DATA = Path(__file__).resolve().parents[2] / "tasks" / "evalplus" / "data"
+
+
+# ------------------------------------------------------------------ pass@k
+
+@pytest.mark.parametrize("n, c, k, expected", [
+    (5, 0, 1, 0.0),
+    (5, 5, 3, 1.0),
+    (5, 2, 1, 0.4),             # c / n
+    (5, 2, 2, 1 - 3 / 10),      # 1 - C(3,2)/C(5,2)
+    (10, 3, 5, 1 - 21 / 252),   # 1 - C(7,5)/C(10,5)
+    (4, 1, 4, 1.0),             # n - c < k
+])
+def test_pass_at_k_estimator(n, c, k, expected):
+    assert pass_at_k(n, c, k) == pytest.approx(expected)
+
+
+def test_pass_at_k_metric_family_up_to_fewest_epochs():
+    per_sample = [[1, 0, 1], [0, 0, 0], [1, 1, 1, 1]]  # the last sample has an extra epoch
+    got = PassAtK("plus_pass", "plus").compute_named(per_sample)
+    assert sorted(got) == ["plus_pass@1", "plus_pass@2", "plus_pass@3"]
+    assert got["plus_pass@1"].value == pytest.approx(100 * (2 / 3 + 0 + 1) / 3)
+    assert got["plus_pass@2"].value == pytest.approx(100 * (1.0 + 0 + 1) / 3)
+    assert got["plus_pass@3"].n == 3
+
+
+def test_compute_metrics_reports_pass_at_k_for_every_k():
+    task = get_task("evalplus/humaneval_plus").build()
+    rows = [{"sample_id": sid, "score": p, "scores": {"base": b, "plus": p}, "metadata": {}}
+            for sid, outcomes in {"a": [(1, 1), (1, 0)], "b": [(0, 0), (1, 1)]}.items() for b, p in outcomes]
+    m = compute_metrics(task, rows, {"scored": 4})["overall"]
+    assert m["plus_pass@1"]["value"] == pytest.approx(50.0)
+    assert m["plus_pass@2"]["value"] == pytest.approx(100.0)
+    assert m["base_pass@1"]["value"] == pytest.approx(75.0)
+    assert "plus_pass@3" not in m
+
+
+# ------------------------------------------------------------------ extraction
+
+def test_extract_fenced_block_defining_entry_point_after_thinking():
+    response = ("<think>maybe ```python\ndef add(a, b):\n    return a - b\n```</think>\n"
+                "Here is a helper first:\n```python\nprint('usage')\n```\nAnd the solution:\n"
+                "```python\nimport math\n\ndef helper(x):\n    return x\n\ndef add(a, b):\n    return helper(a) + b\n\n"
+                "def unused():\n    return 0\n\nprint(add(1, 2))\nassert add(1, 1) == 2\n```\n")
+    assert extract_solution(response, "add", "def add(a, b):\n") == (
+        "import math\ndef helper(x):\n    return x\ndef add(a, b):\n    return helper(a) + b")
+
+
+def test_extract_without_fences_takes_longest_parsing_run():
+    response = "Sure! Here it is:\ndef f(x):\n    return x + 1\n\nThis adds one to x."
+    assert code_extract(response) == "def f(x):\n    return x + 1\n"
+    assert extract_solution(response, "f", "") == "def f(x):\n    return x + 1"
+
+
+def test_extract_body_only_continuation_uses_prompt():
+    prompt = 'def inc(x: int) -> int:\n    """add one"""\n'
+    assert extract_solution("    return x + 1\n", "inc", prompt) == prompt + "    return x + 1"
+
+
+def test_keep_reachable_keeps_first_definition_constants_and_decorated_helpers():
+    code = ("from functools import lru_cache\nLIMIT = 10\nOTHER = 3\n@lru_cache\ndef fib(n):\n"
+            "    return n if n < 2 else fib(n - 1) + fib(n - 2)\n"
+            "def solve(n):\n    return min(fib(n), LIMIT)\ndef solve(n):\n    return 0\n"
+            "def noreturn():\n    pass\n")
+    assert keep_reachable(code, "solve") == (
+        "from functools import lru_cache\nLIMIT = 10\n@lru_cache\ndef fib(n):\n"
+        "    return n if n < 2 else fib(n - 1) + fib(n - 2)\ndef solve(n):\n    return min(fib(n), LIMIT)")
+
+
+def test_extract_nothing_parses():
+    assert extract_solution("I cannot help with that.", "f", "def f():\n") == ""
+
+
+# ------------------------------------------------------------------ codec
+
+@pytest.mark.parametrize("value", [
+    None, True, 0, -3, 2**80, -(2**70), 1.5, -0.0, math.inf, "s", b"\x00\xff", [1, (2, 3)], (1,), (),
+    {1, 2}, frozenset({"a"}), {(1, 2): [3], "k": {"n": None}}, 1 + 2j, collections.OrderedDict(a=1),
+    collections.Counter("aab"), [[[]]],
+])
+def test_codec_round_trip_keeps_types(value):
+    back = decode(json.loads(json.dumps(encode(value))))
+    assert back == value and type(back) is type(value)
+
+
+def test_codec_nan_and_objects():
+    assert math.isnan(decode(json.loads(json.dumps(encode(math.nan)))))
+
+    class AlwaysEqual:
+        def __eq__(self, other):
+            return True
+
+    opaque = decode(json.loads(json.dumps(encode(AlwaysEqual()))))
+    assert isinstance(opaque, Opaque) and opaque != opaque and not (opaque == 1) and not (1 == opaque)
+
+    class MyList(list):  # a subclass that changes equality is not trusted to compare
+        def __eq__(self, other):
+            return True
+
+    assert isinstance(decode(encode(MyList([1]))), Opaque)
+    Point = collections.namedtuple("Point", "x y")
+    assert decode(encode(Point(1, 2))) == (1, 2)
+
+
+def test_decode_rejects_unknown_tags():
+    with pytest.raises(ValueError):
+        decode({"$": "pickle", "v": "..."})
+    with pytest.raises(KeyError):
+        decode({"$": "dict", "cls": "os.system", "v": []})
+
+
+# ------------------------------------------------------------------ comparison and oracles
+
+def test_exact_and_float_tolerance():
+    # floats get atol 1e-6 even when the problem's atol is 0; rtol is numpy's 1e-7
+    assert first_failure("humaneval", "f", [[1]], [0.1 + 0.2], [0.3], 0) is None
+    assert first_failure("humaneval", "f", [[1]], [0.30001], [0.3], 0) == 0
+    assert first_failure("humaneval", "f", [[1]], [[1.0, 2.0000001]], [[1.0, 2.0]], 0) is None
+    assert first_failure("humaneval", "f", [[1]], [(1.0, 2.0)], [[1.0, 2.0]], 0) == 0  # type must match
+    assert first_failure("humaneval", "f", [[1]], [[1.0]], [[1.0, 2.0]], 0) == 0  # length must match
+    assert first_failure("humaneval", "f", [[1], [2]], [1, 3], [1, 2], 0) == 1  # the first wrong input
+    assert first_failure("humaneval", "f", [[1], [2]], [1], [1, 2], 0) == 1  # a missing output fails
+    assert first_failure("humaneval", "f", [[1]], [True], [1], 0) is None  # Python's ==, as upstream
+
+
+def test_atol_stays_relaxed_for_the_rest_of_a_phase():
+    # upstream sets atol = 1e-6 at the first float output and keeps it: a later big int then compares
+    # with np.allclose (rtol 1e-7), so 10**9 + 1 passes for 10**9 after a float, but not before one
+    assert first_failure("humaneval", "f", [[0], [1]], [0.5, 10**9 + 1], [0.5, 10**9], 0) is None
+    assert first_failure("humaneval", "f", [[1], [0]], [10**9 + 1, 0.5], [10**9, 0.5], 0) == 0
+
+
+def test_find_zero_oracle_checks_the_root_not_the_expected_value():
+    xs = [-6, 11, -6, 1]  # (x-1)(x-2)(x-3)
+    assert first_failure("humaneval", "find_zero", [[xs]], [3.0], [1.0], 1e-4) is None
+    assert first_failure("humaneval", "find_zero", [[xs]], [2.00001], [1.0], 1e-4) is None
+    assert first_failure("humaneval", "find_zero", [[xs]], [2.5], [1.0], 1e-4) == 0
+    assert first_failure("humaneval", "find_zero", [[xs]], ["2"], [1.0], 1e-4) == 0
+
+
+def test_mbpp_special_oracles():
+    assert first_failure("mbpp", "similar_elements", [[(1, 2), (2, 1)]], [(2, 1)], [(1, 2)], 0) is None
+    assert first_failure("mbpp", "similar_elements", [[(1, 2), (2, 1)]], [(2,)], [(1, 2)], 0) == 0
+    assert first_failure("mbpp", "are_equivalent", [[1, 2]], [None], [True], 0) is None
+    assert first_failure("mbpp", "sum_div", [[1]], [0], [1], 0) is None
+    assert first_failure("mbpp", "sum_div", [[1]], [2], [1], 0) == 0
+    assert first_failure("mbpp", "surface_Area", [[3, 4]], [round(9 + 6 * math.sqrt(2.25 + 16))], [0], 1e-4) is None
+    assert first_failure("mbpp", "digit_distance_nums", [[123, 45]], [1 + 2 + 2], [99], 0) is None
+    # re.Match outputs: only "is not None" counts; a bool output is compared as a bool
+    assert first_failure("mbpp", "text_match_three", [["abbb"]], [Opaque("re.Match")], [True], 0) is None
+    assert first_failure("mbpp", "text_match_three", [["a"]], [None], [True], 0) == 0
+    assert first_failure("mbpp", "text_match_three", [["a"]], [False], [False], 0) is None
+
+
+def test_mbpp_deserialization_restores_types():
+    assert mbpp_deserialize_inputs("Mbpp/2", [[[3, 4], [5]]]) == [[(3, 4), (5,)]]
+    assert mbpp_deserialize_inputs("Mbpp/124", [[1, "(1+2j)"]]) == [(1.0, 1 + 2j)]
+    assert mbpp_deserialize_inputs("Mbpp/115", [[[[1], []]]]) == [[[{1}, {}]]]
+    assert mbpp_deserialize_inputs("Mbpp/722", [[{"a": [1, 2]}, 3]]) == [[{"a": (1, 2)}, 3]]
+    assert mbpp_deserialize_inputs("Mbpp/3", [[5]]) == [[5]]
+
+
+# ------------------------------------------------------------------ prompts, samples, data
+
+def test_chat_and_completion_prompts():
+    p = '\ndef f(x):\n    """doc"""\n'
+    assert prompts.chat_message(p) == (
+        "Please provide a self-contained Python script that solves the following problem in a markdown code "
+        'block:\n```python\ndef f(x):\n    """doc"""\n```')
+    assert prompts.task_prompt(p) == 'def f(x):\n    """doc"""\n'
+    stops = prompts.stop_strings("humaneval")
+    assert prompts.truncate("    return x\n\ndef g():\n    pass", stops) == "    return x\n"
+    assert prompts.truncate("    return x\nprint(f(1))", stops) == "    return x"
+    assert '\n"""' in prompts.stop_strings("mbpp") and "\ndef " not in prompts.stop_strings("mbpp")
+
+
+def test_completion_variant_sends_stops_and_rebuilds_the_program():
+    task = get_task("evalplus/humaneval_plus").build("completion")
+    assert task.config["stop"][-1] == "\nassert "
+    sample = next(task.dataset.open("bundled")[1])
+    assert sample.input == prompts.task_prompt(json.loads(sample.files["problem.json"])["prompt"])
+    scorer = task.scorers[0]
+    code = scorer.solution(task.reference_response(sample) + "\n\ndef extra():\n    return 1\n",
+                           json.loads(sample.files["problem.json"]))
+    assert "def has_close_elements" in code and "extra" not in code
+
+
+def test_samples_reader(tmp_path):
+    f = tmp_path / "samples.jsonl"
+    f.write_text('{"task_id": "HumanEval/0", "solution": "def a(): pass"}\n\n'
+                 '{"task_id": "HumanEval/0", "completion": "    return 1"}\n'
+                 '{"sample_id": "Mbpp/2", "epoch": 3, "response": "x"}\n')
+    assert list(_read_samples(f)) == [("HumanEval/0", None, "def a(): pass"), ("HumanEval/0", None, "    return 1"),
+                                      ("Mbpp/2", 3, "x")]
+    f.write_text('{"task_id": "HumanEval/0", "solution": ["a", "b"]}\n')
+    with pytest.raises(UsageError, match="samples.jsonl:1"):
+        list(_read_samples(f))
+
+
+def test_bundled_data_is_the_upstream_first_20():
+    shared = DATA.parents[3] / "shared" / "datasets"
+    for name, folder in [("HumanEvalPlus-v0.1.10.first20.jsonl.gz", "humanevalplus"),
+                         ("MbppPlus-v0.2.0.first20.jsonl.gz", "mbppplus")]:
+        ours = gzip.decompress((DATA / name).read_bytes())
+        assert len(ours.splitlines()) == 20
+        if (shared / folder / name).exists():
+            assert ours == gzip.decompress((shared / folder / name).read_bytes())
+    for name in ("evalplus/humaneval", "evalplus/humaneval_plus", "evalplus/mbpp", "evalplus/mbpp_plus"):
+        samples = list(get_task(name).build().dataset.open("bundled")[1])
+        assert len(samples) == 20 and not any(s.invalid for s in samples)
