@@ -17,25 +17,12 @@ from harness.cli._app import DbOpt, JsonOpt, app
 FIXED_KEYS = ("error_category", "task", "variant", "model", "run", "status", "epoch", "error")
 
 
-def _failed():
-    from sqlalchemy import and_, or_
-
-    from harness.store import SampleRow
-
-    return or_(SampleRow.status == "error",
-               and_(SampleRow.status == "scored", or_(SampleRow.error_category.is_not(None), SampleRow.score < 1)))
-
-
 def _group_expr(by: str):
-    from sqlalchemy import case, func, literal
-
+    from harness.leaderboards._data import failure_category
     from harness.store import Run, RunTask, SampleRow
 
     if by == "error_category":
-        # correct samples and infrastructure errors get their own groups, so the rows add up to every sample
-        return case((SampleRow.status == "error", literal("infrastructure error")),
-                    (_failed(), func.coalesce(SampleRow.error_category, literal("incorrect (no category)"))),
-                    else_=literal("(correct)"))
+        return failure_category()
     columns = {"task": RunTask.task, "variant": RunTask.variant, "model": Run.model, "run": Run.id,
                "status": SampleRow.status, "epoch": SampleRow.epoch, "error": SampleRow.error}
     if by in columns:
@@ -59,9 +46,10 @@ def error_groups(store, *, by: str = "error_category", run: str | None = None, t
     errors, and the first few failing samples as examples."""
     from sqlalchemy import Integer, case, cast, func, select
 
+    from harness.leaderboards._data import FAILED
     from harness.store import Run, RunTask, SampleRow
 
-    failed = case((_failed(), 1), else_=0)
+    failed = case((FAILED, 1), else_=0)
     base = (select(_group_expr(by).label("grp"), Run.id.label("run_id"), RunTask.task, RunTask.variant,
                    SampleRow.sample_id, SampleRow.epoch, SampleRow.status, failed.label("failed"))
             .select_from(SampleRow).join(RunTask, RunTask.id == SampleRow.run_task_id).join(Run, Run.id == RunTask.run_id))
@@ -122,17 +110,21 @@ def errors(
         print(json.dumps(groups, indent=2))
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"failures by {by}", title_justify="left")
-    for col, justify in (("group", "left"), ("samples", "right"), ("failed", "right"), ("failure rate", "right"),
-                         ("share of failures", "right"), ("infra errors", "right"), ("examples", "left")):
-        table.add_column(col, justify=justify)
-    for g in groups:
-        table.add_row(g["group"], str(g["samples"]), str(g["failed"]), _pct(g["failure_rate"]),
+    table = Table(title=f"failures by {escape(by)}", title_justify="left")
+    table.add_column("group", overflow="fold")
+    for col in ("samples", "failed", "rate", "share", "infra"):
+        table.add_column(col, justify="right")
+    table.add_column("examples", overflow="fold")
+    for g in groups:  # groups and sample ids come from data: shown as text, never as rich markup
+        table.add_row(escape(g["group"]), str(g["samples"]), str(g["failed"]), _pct(g["failure_rate"]),
                       _pct(g["share_of_failures"]), str(g["errored"]),
-                      ", ".join(e["sample_id"] for e in g["examples"]))
+                      escape(", ".join(e["sample_id"] for e in g["examples"])))
     Console().print(table)
+    print("rate: failed / scored in the group; share: of all failures; infra: infrastructure errors "
+          "(not counted as failures of the model)")
 
 
 def _pct(v: float | None) -> str:
@@ -369,15 +361,18 @@ def compare(
 
     console = Console()
     table = Table(title=f"B = {result['b']}  vs  A = {result['a']}", title_justify="left")
-    for col in ("task", "metric", "A", "B", "B − A", "paired n", "test", "p", "regressed (A✔ B✘)", "improved"):
-        table.add_column(col, justify="left" if col in ("task", "metric", "test") else "right")
+    for col in ("task", "metric", "A", "B", "B − A", "n", "p", "regressed", "improved"):
+        table.add_column(col, justify="left" if col in ("task", "metric") else "right", overflow="fold")
     for t in result["tasks"]:
         diff = "–" if t["difference"] is None else f"{t['difference']:+.2f}"
-        test = t["test"] or {"name": "–", "p_value": None}
-        table.add_row(t["task"], t["metric"] or "–", _metric(t["a"]), _metric(t["b"]), diff, str(t["paired_samples"]),
-                      test["name"], "–" if test["p_value"] is None else f"{test['p_value']:.3g}",
-                      str(len(t["regressed"])), str(len(t["improved"])))
+        p = (t["test"] or {}).get("p_value")
+        table.add_row(escape(t["task"]), escape(t["metric"] or "–"), _metric(t["a"]), _metric(t["b"]), diff,
+                      str(t["paired_samples"]), "–" if p is None else f"{p:.3g}", str(len(t["regressed"])),
+                      str(len(t["improved"])))
     console.print(table)
+    tests = sorted({t["test"]["name"] for t in result["tasks"] if t["test"]})
+    console.print(f"n: samples scored in both runs; p: {' / '.join(tests) or 'paired test'} on them; regressed: "
+                  "score lower in B, improved: higher", highlight=False)
     for t in result["tasks"]:
         for name, ids in (("regressed", t["regressed"]), ("improved", t["improved"])):
             if ids:
@@ -420,32 +415,26 @@ def export_run(store, run: str, fmt: str, out: str | None = None, *, traces: boo
          .where(Run.id == run_id).order_by(RunTask.id, SampleRow.sample_id, SampleRow.epoch))
     if traces:
         q = q.outerjoin(Trace, Trace.hash == SampleRow.trace_hash)
-    n = 0
     with store.engine.connect() as conn:
         result = conn.execution_options(stream_results=True, yield_per=batch).execute(q).mappings()
-        chunks = (result.fetchmany(batch) for _ in iter(int, 1))
-        batches = (
-            [{**dict(r), **({"trace": decode_trace(r["trace"]) if r["trace"] is not None else None} if traces else {})}
-             for r in chunk] for chunk in chunks)
-        if fmt == "jsonl":
-            n = _write_jsonl(out, batches)
-        else:
-            n = _write_parquet(out, batches, traces)
+
+        def batches():
+            while chunk := result.fetchmany(batch):
+                rows = [dict(r) for r in chunk]
+                if traces:
+                    for r in rows:
+                        r["trace"] = decode_trace(r["trace"]) if r["trace"] is not None else None
+                yield rows
+
+        n = _write_jsonl(out, batches()) if fmt == "jsonl" else _write_parquet(out, batches(), traces)
     return out, n
-
-
-def _until_empty(batches):
-    for b in batches:
-        if not b:
-            return
-        yield b
 
 
 def _write_jsonl(out: str, batches) -> int:
     n = 0
     fh = sys.stdout if out == "-" else open(out, "w", encoding="utf-8")
     try:
-        for rows in _until_empty(batches):
+        for rows in batches:
             for r in rows:
                 fh.write(json.dumps(r, ensure_ascii=False, default=str) + "\n")
             n += len(rows)
@@ -466,7 +455,7 @@ def _write_parquet(out: str, batches, traces: bool) -> int:
     schema = pa.schema([(c, types.get(c, pa.string())) for c in names])
     n = 0
     with pq.ParquetWriter(out, schema, compression="zstd") as writer:
-        for rows in _until_empty(batches):
+        for rows in batches:
             columns = {c: [json.dumps(r[c], ensure_ascii=False) if c in text_json and r[c] is not None else r[c]
                            for r in rows] for c in names}
             writer.write_table(pa.table(columns, schema=schema))

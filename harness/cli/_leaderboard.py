@@ -17,6 +17,7 @@ def build_(
     config: Annotated[Optional[str], typer.Option("--config", "-c", help="Leaderboard definition (TOML). Default: every registered suite, newest run per model.")] = None,
     previous: Annotated[Optional[str], typer.Option(help="An earlier build's folder to show changes against. Default: the last build of this leaderboard recorded in the database.")] = None,
     record: Annotated[bool, typer.Option(help="Record this build in the database so the next build shows changes against it.")] = True,
+    workers: Annotated[Optional[int], typer.Option(min=1, help="Processes rendering run and sample pages. Default: one per core when there are many samples.")] = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -29,7 +30,7 @@ def build_(
     from harness.leaderboards import build, load_spec
     from harness.store import Store
 
-    result = build(Store(db), out, load_spec(config), previous=previous, record=record)
+    result = build(Store(db), out, load_spec(config), previous=previous, record=record, workers=workers)
     summary = {"out": str(result.out), "index": str(result.out / "index.html"), "suites": result.suites,
                "models": result.models, "runs": result.runs, "runs_rendered": result.runs_rendered,
                "sample_pages": result.sample_pages, "seconds": round(result.seconds, 3)}

@@ -88,6 +88,12 @@ class Store:
         cfg = Config()
         cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
         with self.engine.begin() as conn:
+            # processes opening a fresh database at once: the first migrates, the others wait for it here
+            # and then find the schema at head (alembic reads the version inside this transaction)
+            if self.is_sqlite:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('harness.store.upgrade'))"))
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
 
