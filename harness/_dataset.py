@@ -69,8 +69,9 @@ class Dataset:
                 raise DataError("this task has no hub dataset; pass --data PATH")
             mirror = Path(location).expanduser()
             if mirror.is_dir():  # a local copy of the hub repo: its content is what identifies it
-                return Provenance("hub", str(mirror.resolve()), sha256=content_hash(mirror)), self._hub(str(mirror))
-            return Provenance("hub", location, revision=self.revision), self._hub(location)
+                return Provenance("hub", str(mirror.resolve()), sha256=content_hash(mirror)), self._hub(str(mirror), None)
+            revision = self.revision or _resolve_revision(location)
+            return Provenance("hub", location, revision=revision), self._hub(location, revision)
         path = Path(source).expanduser()
         if not path.exists():
             raise DataError(f"--data {source}: no such file or folder (use 'hub', 'bundled' or a path)")
@@ -81,7 +82,7 @@ class Dataset:
         for config, record in reader(path):
             yield from _safe_samples(self.to_samples, record, config)
 
-    def _hub(self, location: str) -> Iterator[Sample]:
+    def _hub(self, location: str, revision: str | None) -> Iterator[Sample]:
         """Through `datasets`, streaming; `location` may also be a local folder laid out like the hub repo."""
         os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "10")
         try:
@@ -90,7 +91,6 @@ class Dataset:
             raise DataError(f"the `datasets` package is missing: {e}") from e
         for config in self.hub_configs or [None]:
             try:
-                revision = None if Path(location).is_dir() else self.revision
                 stream = load_dataset(location, name=config, split=self.split, revision=revision, streaming=True)
                 for record in stream:
                     yield from _safe_samples(self.to_samples, record, config)
@@ -134,6 +134,18 @@ def read_json_records(path: Path) -> Iterator[tuple[str | None, dict[str, Any]]]
                     yield None, json.loads(line)
                 except json.JSONDecodeError as e:
                     yield None, {"__invalid__": f"{file.name}:{lineno}: not JSON ({e.msg})"}
+
+
+def _resolve_revision(repo: str) -> str:
+    """The hub's current commit of an unpinned dataset, so the run records (and loads) exactly that commit."""
+    os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "10")
+    try:
+        from huggingface_hub import HfApi
+
+        return HfApi().dataset_info(repo).sha
+    except Exception as e:  # network, auth and not-found errors all mean: this source cannot be used now
+        raise DataError(f"could not reach {repo} on the hub ({type(e).__name__}); offline, use --data bundled or "
+                        f"--data PATH") from None
 
 
 def content_hash(path: Path) -> str:

@@ -8,6 +8,13 @@ from rich.console import Console
 from rich.table import Table
 
 
+def _console() -> Console:
+    """Tables piped to a file or a log keep their full width instead of wrapping at 80 columns."""
+    import sys
+
+    return Console() if sys.stdout.isatty() else Console(width=160)
+
+
 def _emit_json(obj: Any) -> None:
     print(json.dumps(obj, indent=2, default=str))
 
@@ -43,7 +50,7 @@ def print_run(store, run_id: str, *, as_json: bool = False) -> None:
     if as_json:
         _emit_json(summary)
         return
-    console = Console()
+    console = _console()
     run = summary["run"]
     console.print(f"[bold]run {run['id']}[/] · {run['model']} · {run['status']}", highlight=False)
     for t in summary["tasks"]:
@@ -84,12 +91,12 @@ def print_tasks(rows: list[dict[str, Any]], *, as_json: bool = False) -> None:
         _emit_json(rows)
         return
     table = Table()
-    for col in ("task", "version", "hub dataset @ revision", "samples", "bundled", "variants", "headline"):
-        table.add_column(col)
+    for col in ("task", "version", "hub dataset", "revision", "samples", "bundled", "variants", "headline"):
+        table.add_column(col, no_wrap=col in ("task", "hub dataset"))
     for r in rows:
-        table.add_row(r["name"], r["version"], f"{r['hub'] or '-'} @ {r['revision'] or 'resolved at load'}",
+        table.add_row(r["name"], r["version"], r["hub"] or "-", (r["revision"] or ("unpinned" if r["hub"] else "-"))[:12],
                       str(r["size"] or "?"), str(r["bundled_samples"] or "-"), ", ".join(r["variants"]), r["headline"])
-    Console().print(table)
+    _console().print(table)
 
 
 def print_runs(runs: list[dict[str, Any]], *, as_json: bool = False) -> None:
@@ -103,4 +110,4 @@ def print_runs(runs: list[dict[str, Any]], *, as_json: bool = False) -> None:
     for r in runs:
         table.add_row(r["id"], f"{r['created_at']:%Y-%m-%d %H:%M}", r["model"], ", ".join(r["tasks"]), r["status"],
                       str(r["counts"].get("scored", 0)), str(r["counts"].get("error", 0)))
-    Console().print(table)
+    _console().print(table)
