@@ -8,16 +8,16 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import tomllib
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from harness._registry import UsageError
+from harness._toml import load_toml
 from harness._runner import EvalPlan, Runner, TaskRef
 from harness.store import Run, Store
 
@@ -62,16 +62,7 @@ class NightlySpec(BaseModel):
 
 def load_nightly(path: str | Path) -> NightlySpec:
     path = Path(path)
-    try:
-        with open(path, "rb") as fh:
-            spec = NightlySpec.model_validate(tomllib.load(fh))
-    except FileNotFoundError:
-        raise UsageError(f"nightly config {str(path)!r} does not exist") from None
-    except tomllib.TOMLDecodeError as e:
-        raise UsageError(f"{path}: not TOML: {e}") from None
-    except ValidationError as e:
-        first = e.errors()[0]
-        raise UsageError(f"{path}: {'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
+    spec = load_toml(path, NightlySpec, "nightly config")
     # relative paths in the file are relative to the file, so cron can run it from anywhere
     base = path.parent
     spec.out = str(base / spec.out)

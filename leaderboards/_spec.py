@@ -1,13 +1,12 @@
 """What a leaderboard contains, declared in a TOML file (see default.toml)."""
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from harness._registry import UsageError
+from harness._toml import load_toml
 
 DEFAULT = Path(__file__).parent / "default.toml"
 
@@ -36,15 +35,4 @@ class LeaderboardSpec(BaseModel):
 
 
 def load_spec(path: str | Path | None = None) -> LeaderboardSpec:
-    path = Path(path) if path else DEFAULT
-    try:
-        with open(path, "rb") as fh:
-            return LeaderboardSpec.model_validate(tomllib.load(fh))
-    except FileNotFoundError:
-        raise UsageError(f"leaderboard definition {str(path)!r} does not exist") from None
-    except tomllib.TOMLDecodeError as e:
-        raise UsageError(f"{path}: not TOML: {e}") from None
-    except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise UsageError(f"{path}: {where}: {first['msg']}") from None
+    return load_toml(Path(path) if path else DEFAULT, LeaderboardSpec, "leaderboard definition")

@@ -46,18 +46,26 @@ class ReferenceModel(_Offline):
         return self._output(task.reference_response(sample), messages, config, kind)
 
 
-def read_replay_jsonl(path: Path) -> Iterator[tuple[str, int | None, str]]:
-    """The generic replay format: JSON Lines of {"sample_id", "response"[, "epoch"]}."""
+ReplayRow = tuple[str, "int | None", str]  # sample id, epoch (None: the next one), response
+
+
+def read_replay_jsonl(path: Path, upstream: Callable[[dict[str, Any]], ReplayRow] | None = None,
+                      expected: str = '{"sample_id": ..., "response": ...}') -> Iterator[ReplayRow]:
+    """The generic replay format, JSON Lines of {"sample_id", "response"[, "epoch"]}; rows without a
+    sample_id go to `upstream`, a suite's reader for its own upstream format."""
     with open(path, encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
-                yield str(row["sample_id"]), row.get("epoch"), row["response"]
+                if upstream is None or "sample_id" in row:
+                    yield str(row["sample_id"]), row.get("epoch"), row["response"]
+                else:
+                    yield upstream(row)
             except (json.JSONDecodeError, KeyError, TypeError) as e:
                 raise UsageError(f"{path}:{lineno}: not a replay record ({type(e).__name__}: {e}); "
-                                 'expected {"sample_id": ..., "response": ...}') from None
+                                 f"expected {expected}") from None
 
 
 class ReplayModel(_Offline):

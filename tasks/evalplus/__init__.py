@@ -33,6 +33,7 @@ from typing import Any, Iterator
 
 from harness import Dataset, InfraError, Sample, Score, Task, TaskState, generate, task
 from harness.scoring import PassAtK
+from harness.model import read_replay_jsonl
 from harness.tasks.evalplus import prompts
 from harness.tasks.evalplus.driver import encode
 from harness.tasks.evalplus.execution import GroundTruth, ReportError, parse_phase, run_driver
@@ -153,27 +154,17 @@ class _NoCode(Exception):
     pass
 
 
+def _evalplus_row(row: dict) -> tuple[str, None, str]:
+    text = row["solution"] if "solution" in row else row["completion"]
+    if not isinstance(text, str):
+        raise TypeError("solution/completion must be a string")
+    return str(row["task_id"]), None, text
+
+
 def _read_samples(path: Path) -> Iterator[tuple[str, int | None, str]]:
     """EvalPlus sample files: JSON Lines of {task_id, solution} or {task_id, completion} (n lines per task
     for n samples, replayed as n epochs), or the harness's own {sample_id, response} rows."""
-    from harness import UsageError
-
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                if "sample_id" in row:
-                    yield str(row["sample_id"]), row.get("epoch"), row["response"]
-                else:
-                    text = row["solution"] if "solution" in row else row["completion"]
-                    if not isinstance(text, str):
-                        raise TypeError("solution/completion must be a string")
-                    yield str(row["task_id"]), None, text
-            except (json.JSONDecodeError, KeyError, TypeError) as e:
-                raise UsageError(f"{path}:{lineno}: not an EvalPlus sample ({type(e).__name__}: {e}); expected "
-                                 '{"task_id", "solution"} or {"task_id", "completion"}') from None
+    return read_replay_jsonl(path, _evalplus_row, expected='{"task_id", "solution"} or {"task_id", "completion"}')
 
 
 def _build(name: str, dataset: str, phases: list[str], bundled: Path, size: int, completion: bool,
