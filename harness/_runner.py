@@ -99,11 +99,16 @@ class Runner:
         self.on_sample_done = on_sample_done or (lambda label, r: None)
         self.tasks: list[Task] = [get_task(t.name).build(t.variant, t.args) for t in plan.tasks]
         self._task_judges(plan)
+        # one limit per endpoint: the evaluated model and judges served by the same endpoint share it
+        shared: dict[str, Any] = {}
+        for client in [self.model, *self.judges.values()]:
+            if getattr(client, "limiter", None) is not None:
+                client.limiter = shared.setdefault(client.limiter.name, client.limiter)
         _, sampling = split_model_args(plan.model_args)
         self.config = {**sampling, **({"seed": plan.seed} if plan.seed is not None else {})}
         limiter = getattr(self.model, "limiter", None)
         self.max_samples = plan.max_samples or (limiter.max_limit if limiter else 64)
-        self.sandbox = None  # created in run() when a task executes untrusted code
+        self.sandboxes: dict[tuple, Any] = {}  # one backend per distinct limits, created in run() for tasks that need one
 
     def _task_judges(self, plan: EvalPlan) -> None:
         """Add the judges a task (variant) proposes where --judge-model names none for that role, then fail
@@ -121,13 +126,20 @@ class Runner:
                 raise UsageError(f"{task.name} needs judge models for {', '.join(missing)}: pass --judge-model MODEL "
                                  f"(every judge) or --judge-model ROLE=MODEL")
 
-    def _sandbox_backend(self):
-        from harness.sandboxes import get_backend
+    def _sandbox_for(self, task: Task):
+        """The backend for a task's limits (the defaults with the task's overrides), made once per run."""
+        from dataclasses import replace
 
-        try:
-            return get_backend(self.plan.sandbox, allow_unsafe=self.plan.allow_unsafe)
-        except (RuntimeError, ValueError, OSError) as e:
-            raise UsageError(f"no sandbox for model-written code: {e}") from None
+        from harness.sandboxes import SandboxLimits, get_backend
+
+        key = tuple(sorted(task.sandbox_limits.items()))
+        if key not in self.sandboxes:
+            try:
+                limits = replace(SandboxLimits(), **task.sandbox_limits)
+                self.sandboxes[key] = get_backend(self.plan.sandbox, limits=limits, allow_unsafe=self.plan.allow_unsafe)
+            except (RuntimeError, ValueError, OSError, TypeError) as e:
+                raise UsageError(f"no sandbox for model-written code: {e}") from None
+        return self.sandboxes[key]
 
     async def run(self) -> str:
         try:
@@ -136,9 +148,9 @@ class Runner:
             for task in self.tasks:
                 self._probe_data(task)
             env = environment()
-            if any(t.needs_sandbox for t in self.tasks):
-                self.sandbox = self._sandbox_backend()
-                env["sandbox"] = self.sandbox.info()
+            sandboxed = {t.name: self._sandbox_for(t).info() for t in self.tasks if t.needs_sandbox}
+            if sandboxed:
+                env["sandbox"] = sandboxed  # per task: backend, image digest or bwrap version, limits
             if not self.resuming:
                 self.store.create_run(id=self.run_id, model=self.plan.model, model_info=self.model.info(),
                                       generate_config=self.config, base_url=self.plan.base_url, seed=self.plan.seed,
@@ -158,8 +170,8 @@ class Runner:
         finally:
             for client in [self.model, *self.judges.values()]:
                 await client.aclose()
-            if self.sandbox is not None:
-                await self.sandbox.aclose()
+            for backend in self.sandboxes.values():
+                await backend.aclose()
 
     def _limiters(self) -> dict[str, Any]:
         limits = {"samples": {"name": "samples", "max": self.max_samples}}
@@ -177,7 +189,7 @@ class Runner:
         done = self.store.done(rt_id)
         self.on_task_start(TaskProgress(label, planned, len(done)))
         ctx = SolveContext(model=self.model, config={**task.config, **self.config}, task=task, judges=self.judges,
-                           sandbox=self.sandbox, judge_cache=self._judge_cache())
+                           sandbox=self._sandbox_for(task) if task.needs_sandbox else None, judge_cache=self._judge_cache())
 
         queue: asyncio.Queue = asyncio.Queue(maxsize=self.max_samples * 2)
         results: asyncio.Queue = asyncio.Queue()

@@ -96,6 +96,7 @@ class Task:
     description: str = ""
     config: dict[str, Any] = field(default_factory=dict)  # sampling defaults the paper used
     needs_sandbox: bool = False
+    sandbox_limits: dict[str, Any] = field(default_factory=dict)  # overrides of SandboxLimits, e.g. {"memory_mb": 4096}
     reference_response: Callable[[Sample], str] = lambda sample: str(sample.target)
     read_replay: Callable[[Path], Iterator[tuple[str, int | None, str]]] | None = None  # upstream response formats
     judge_roles: list[str] = field(default_factory=list)  # judges the scorers need; checked before any work

@@ -95,3 +95,12 @@ def test_the_request_carries_sampling_settings_and_the_key(server, monkeypatch):
     assert out.text == "<result>abc</result>"
     assert out.call.input_tokens == 1 and out.call.output_tokens == 8 and out.call.latency_s > 0
     assert model.options["max_retries"] == 0
+
+
+def test_model_and_judges_on_one_endpoint_share_its_limit(tmp_path):
+    plan = EvalPlan(model="openai/a", tasks=[TaskRef("cipherbank")], base_url="http://127.0.0.1:9/v1",
+                    judges={"default": "openai/b", "other": "openai/c"}, judge_base_url="http://127.0.0.1:9/v1")
+    runner = Runner(plan, Store(f"sqlite:///{tmp_path / 'h.db'}"))
+    limiters = {id(c.limiter) for c in [runner.model, *runner.judges.values()]}
+    assert len(limiters) == 1
+    assert list(runner._limiters()) == ["samples", "endpoint:http://127.0.0.1:9/v1"]

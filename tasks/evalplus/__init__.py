@@ -192,6 +192,7 @@ def _build(name: str, dataset: str, phases: list[str], bundled: Path, size: int,
         headline=headline,
         config={"temperature": 0.0, "stop": prompts.stop_strings(dataset)} if completion else {"temperature": 0.0},
         needs_sandbox=True,
+        sandbox_limits={"memory_mb": 4096},  # EvalPlus's own default cap (EVALPLUS_MAX_MEMORY_BYTES, 4 GiB)
         reference_response=reference,
         read_replay=_read_samples,
     )

@@ -228,3 +228,18 @@ def test_bundled_data_is_the_upstream_first_20():
     for name in ("evalplus/humaneval", "evalplus/humaneval_plus", "evalplus/mbpp", "evalplus/mbpp_plus"):
         samples = list(get_task(name).build().dataset.open("bundled")[1])
         assert len(samples) == 20 and not any(s.invalid for s in samples)
+
+
+def test_evalplus_runs_under_its_own_memory_cap_and_the_run_records_it(tmp_path):
+    import asyncio
+
+    from harness._runner import EvalPlan, Runner, TaskRef
+    from harness.store import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'h.db'}")
+    plan = EvalPlan(model="reference", tasks=[TaskRef("evalplus/humaneval_plus"), TaskRef("cipherbank")],
+                    data="bundled", limit=2, sandbox="bwrap")
+    run_id = asyncio.run(Runner(plan, store).run())
+    sandbox = store.get_run(run_id)["environment"]["sandbox"]
+    assert list(sandbox) == ["evalplus/humaneval_plus"]  # only the task that executes code gets a sandbox
+    assert sandbox["evalplus/humaneval_plus"]["limits"]["memory_mb"] == 4096

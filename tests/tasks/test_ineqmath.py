@@ -329,7 +329,7 @@ async def test_test_split_writes_the_submission_file(tmp_path, capsys):
     store = Store(db)
     plan = EvalPlan(model="openai/some-model", tasks=[TaskRef("ineqmath", "test", {"max_tokens": 30000})], data="bundled")
     runner = Runner(plan, store, model=MockModel(lambda s, m: f"response to {s.id}", name="openai/some-model"))
-    assert runner.judges == {} and runner.sandbox is None  # nothing is judged on the hidden split
+    assert runner.judges == {} and runner.sandboxes == {}  # nothing is judged on the hidden split
     run_id = await runner.run()
     out = tmp_path / f"ineqmath_test_some-model_tokens_30000_{run_id}.json"
     records = json.loads(out.read_text())
