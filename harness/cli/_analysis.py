@@ -109,7 +109,7 @@ def errors(
     if as_json:
         print(json.dumps(groups, indent=2))
         return
-    from rich.console import Console
+    from harness.cli._render import console as _console
     from rich.markup import escape
     from rich.table import Table
 
@@ -122,7 +122,7 @@ def errors(
         table.add_row(escape(g["group"]), str(g["samples"]), str(g["failed"]), _pct(g["failure_rate"]),
                       _pct(g["share_of_failures"]), str(g["errored"]),
                       escape(", ".join(e["sample_id"] for e in g["examples"])))
-    Console().print(table)
+    _console().print(table)
     print("rate: failed / scored in the group; share: of all failures; infra: infrastructure errors "
           "(not counted as failures of the model)")
 
@@ -244,14 +244,14 @@ def query(
         writer.writerow(columns)
         writer.writerows([[_jsonable(v) if isinstance(v, (bytes, dict, list)) else v for v in r] for r in rows])
     else:
-        from rich.console import Console
+        from harness.cli._render import console as _console
         from rich.markup import escape
         from rich.table import Table
 
         table = Table(*[escape(c) for c in columns], caption=f"{len(rows)} row{'s' if len(rows) != 1 else ''}")
         for r in rows:
             table.add_row(*[escape("NULL" if v is None else str(v)) for v in r])
-        Console().print(table)
+        _console().print(table)
 
 
 def _jsonable(v: Any) -> Any:
@@ -355,11 +355,11 @@ def compare(
     if as_json:
         print(json.dumps(result, indent=2))
         return
-    from rich.console import Console
+    from harness.cli._render import console as _console
     from rich.markup import escape
     from rich.table import Table
 
-    console = Console()
+    console = _console()
     table = Table(title=f"B = {result['b']}  vs  A = {result['a']}", title_justify="left")
     for col in ("task", "metric", "A", "B", "B − A", "n", "p", "regressed", "improved"):
         table.add_column(col, justify="left" if col in ("task", "metric") else "right", overflow="fold")

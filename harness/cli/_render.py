@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 
-def _console() -> Console:
+def console() -> Console:
     """Tables piped to a file or a log keep their full width instead of wrapping at 80 columns."""
     import sys
 
@@ -50,9 +50,9 @@ def print_run(store, run_id: str, *, as_json: bool = False) -> None:
     if as_json:
         _emit_json(summary)
         return
-    console = _console()
+    out = console()
     run = summary["run"]
-    console.print(f"[bold]run {run['id']}[/] · {run['model']} · {run['status']}", highlight=False)
+    out.print(f"[bold]run {run['id']}[/] · {run['model']} · {run['status']}", highlight=False)
     for t in summary["tasks"]:
         metrics = t["metrics"] or {"overall": {}, "by": {}}
         counts = t["counts"]
@@ -73,16 +73,16 @@ def print_run(store, run_id: str, *, as_json: bool = False) -> None:
             for group, m in groups.items():
                 table.add_row(f"{key}={group}", *[_fmt(m.get(n)) for n in names],
                               str(next((x["n"] for x in m.values()), 0)))
-        console.print(table)
+        out.print(table)
         if t["reference"]:
             ref = Table(title=f"{label}: reported in the paper (not measured here)", title_justify="left")
             for col in ("model", "metric", "group", "value"):
                 ref.add_column(col)
             for r in t["reference"]:
                 ref.add_row(r["model"], r["metric"], r["group"] or "overall", f"{r['value']:.2f}")
-            console.print(ref)
+            out.print(ref)
         if counts.get("error"):
-            console.print(f"[red]{counts['error']} samples errored[/] (infrastructure, not counted as wrong); "
+            out.print(f"[red]{counts['error']} samples errored[/] (infrastructure, not counted as wrong); "
                           f"resume retries them: harness eval --resume {run['id']}", highlight=False)
 
 
@@ -96,7 +96,7 @@ def print_tasks(rows: list[dict[str, Any]], *, as_json: bool = False) -> None:
     for r in rows:
         table.add_row(r["name"], r["version"], r["hub"] or "-", (r["revision"] or ("unpinned" if r["hub"] else "-"))[:12],
                       str(r["size"] or "?"), str(r["bundled_samples"] or "-"), ", ".join(r["variants"]), r["headline"])
-    _console().print(table)
+    console().print(table)
 
 
 def print_runs(runs: list[dict[str, Any]], *, as_json: bool = False) -> None:
@@ -110,4 +110,4 @@ def print_runs(runs: list[dict[str, Any]], *, as_json: bool = False) -> None:
     for r in runs:
         table.add_row(r["id"], f"{r['created_at']:%Y-%m-%d %H:%M}", r["model"], ", ".join(r["tasks"]), r["status"],
                       str(r["counts"].get("scored", 0)), str(r["counts"].get("error", 0)))
-    _console().print(table)
+    console().print(table)
