@@ -56,26 +56,40 @@ class Dataset:
     citation: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
+    _provenances: dict[str, Provenance] = field(default_factory=dict, init=False, repr=False, compare=False)
+
     def open(self, source: str) -> tuple[Provenance, Iterator[Sample]]:
         """source: "hub", "hub:<repo id or folder laid out like the hub repo>" (a mirror), "bundled", or a local
-        path in the upstream format. Returns the provenance and a lazy sample stream."""
+        path in the upstream format. Returns the provenance and a lazy sample stream of exactly that data."""
+        provenance = self.provenance(source)
+        if provenance.kind == "hub":
+            return provenance, self._hub(provenance.location, provenance.revision)
+        return provenance, self._local(Path(provenance.location))
+
+    def provenance(self, source: str) -> Provenance:
+        """Where `source` points, worked out once per source: a run opens its data several times (probe, count,
+        stream), and each time must read the same commit without hashing files or asking the hub again."""
+        if source not in self._provenances:
+            self._provenances[source] = self._find(source)
+        return self._provenances[source]
+
+    def _find(self, source: str) -> Provenance:
         if source == "bundled":
             if self.bundled is None:
                 raise DataError("this task bundles no sample; pass --data PATH or --data hub")
-            return Provenance("bundled", str(self.bundled), sha256=content_hash(self.bundled)), self._local(self.bundled)
+            return Provenance("bundled", str(self.bundled), sha256=content_hash(self.bundled))
         if source == "hub" or source.startswith("hub:"):
             location = source.removeprefix("hub:") if source != "hub" else self.hub
             if not location:
                 raise DataError("this task has no hub dataset; pass --data PATH")
             mirror = Path(location).expanduser()
             if mirror.is_dir():  # a local copy of the hub repo: its content is what identifies it
-                return Provenance("hub", str(mirror.resolve()), sha256=content_hash(mirror)), self._hub(str(mirror), None)
-            revision = self.revision or _resolve_revision(location)
-            return Provenance("hub", location, revision=revision), self._hub(location, revision)
+                return Provenance("hub", str(mirror.resolve()), sha256=content_hash(mirror))
+            return Provenance("hub", location, revision=self.revision or _resolve_revision(location))
         path = Path(source).expanduser()
         if not path.exists():
             raise DataError(f"--data {source}: no such file or folder (use 'hub', 'bundled' or a path)")
-        return Provenance("local", str(path.resolve()), sha256=content_hash(path)), self._local(path)
+        return Provenance("local", str(path.resolve()), sha256=content_hash(path))
 
     def _local(self, path: Path) -> Iterator[Sample]:
         reader = self.read_local or read_json_records
