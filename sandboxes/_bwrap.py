@@ -3,6 +3,11 @@ fresh set of namespaces (user, pid, net, ipc, uts, cgroup), running the host's /
 
 Limits are rlimits (no cgroups without a daemon): RLIMIT_AS for memory, RLIMIT_NPROC for pids,
 RLIMIT_CPU as a backstop to the wall clock, RLIMIT_FSIZE for files. `cpus` is not enforced.
+Memory that RLIMIT_AS does not see is bounded too: /dev is a tmpfs of its own, sized (bwrap's
+`--dev` would give each exec a tmpfs of half the host's RAM), and when the harness runs as root,
+/work and /tmp are tmpfs mounts of `disk_mb` each with an inode cap, so that a sample can neither
+fill the host's disk nor pin its memory. Without root they are plain host directories and only
+each file's size is capped (RLIMIT_FSIZE); `info()` says so.
 When the harness runs as root, each sandbox runs as its own unprivileged host uid (via setpriv):
 root mapped into a user namespace would still own the host's files, and a uid per sandbox gives
 each its own RLIMIT_NPROC count.
@@ -15,7 +20,6 @@ import os
 import resource
 import secrets
 import shutil
-import stat
 import subprocess
 import tempfile
 from pathlib import Path
@@ -23,8 +27,8 @@ from typing import Any
 
 from ._pool import Pool
 from ._process import run_process
-from ._types import (BASE_ENV, WORKDIR, ExecResult, SandboxBackend, SandboxError, SandboxLimits,
-                     check_cmd, sandbox_path)
+from ._types import (BASE_ENV, READ_MAX, READ_TIMEOUT_S, WORKDIR, ExecResult, SandboxBackend, SandboxError,
+                     SandboxLimits, check_cmd, read_regular_file, sandbox_path)
 
 BWRAP = "bwrap"
 _FILE_LIMIT = 1 << 30  # RLIMIT_FSIZE: largest single file a sandbox may write
@@ -76,13 +80,28 @@ def _ro_system_binds() -> list[str]:
     return args
 
 
+def _dev(size_bytes: int) -> list[str]:
+    """What bwrap's --dev makes (a tmpfs with the harmless devices bound in), but of a bounded size."""
+    args = ["--size", str(size_bytes), "--tmpfs", "/dev"]
+    for node in ("null", "zero", "full", "random", "urandom", "tty"):
+        args += ["--dev-bind-try", f"/dev/{node}", f"/dev/{node}"]
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+                         ("stderr", "/proc/self/fd/2")):
+        args += ["--symlink", target, f"/dev/{name}"]
+    return args + ["--dir", "/dev/shm"]
+
+
+def _dev_size(limits: SandboxLimits) -> int:
+    return min(256, max(16, limits.memory_mb // 8)) << 20
+
+
 def _bwrap_argv(work: Path, tmp: Path, etc: Path, cmd: list[str], cwd: str, env: dict[str, str],
-                *, disable_userns: bool = True) -> list[str]:
+                *, disable_userns: bool = True, dev_bytes: int = 16 << 20) -> list[str]:
     argv = [BWRAP, "--unshare-all", "--die-with-parent", "--new-session", "--hostname", "sandbox",
             *_ro_system_binds(),
             "--ro-bind-try", str(etc / "passwd"), "/etc/passwd",
             "--ro-bind-try", str(etc / "group"), "/etc/group",
-            "--proc", "/proc", "--dev", "/dev",
+            "--proc", "/proc", *_dev(dev_bytes),
             "--bind", str(work), WORKDIR, "--bind", str(tmp), "/tmp",
             "--remount-ro", "/",  # bwrap's root is a tmpfs; keep it read-only like the docker image
             "--chdir", cwd, "--clearenv"]
@@ -91,6 +110,15 @@ def _bwrap_argv(work: Path, tmp: Path, etc: Path, cmd: list[str], cwd: str, env:
     for k, v in env.items():
         argv += ["--setenv", k, v]
     return argv + ["--", *cmd]
+
+
+def _mount_tmpfs(d: Path, size_mb: int, uid: int | None) -> None:
+    owner = f",uid={uid},gid={uid}" if uid is not None else ""
+    opts = f"size={size_mb}m,nr_inodes={max(4096, size_mb * 64)},mode=0700,nosuid,nodev{owner}"
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "harness-sandbox", str(d)], capture_output=True, text=True,
+                       timeout=30)
+    if r.returncode != 0:
+        raise SandboxError(f"cannot mount a tmpfs for the sandbox at {d}: {r.stderr.strip()}")
 
 
 def _count_processes(uid: int) -> int:
@@ -155,27 +183,30 @@ class BwrapSandbox:
                 os.chown(m, self.uid, self.uid)
 
     async def exec(self, cmd: list[str], *, input: str | bytes | None = None, timeout_s: float | None = None,
-                   cwd: str | None = None, env: dict[str, str] | None = None) -> ExecResult:
+                   cwd: str | None = None, env: dict[str, str] | None = None,
+                   output_bytes: int | None = None) -> ExecResult:
         check_cmd(cmd)
         lim = self._b.limits
         timeout = lim.timeout_s if timeout_s is None else timeout_s
         argv = _setpriv(self.uid) + _bwrap_argv(self.work, self.tmp, self._b._etc, cmd,
-                                                sandbox_path(cwd or WORKDIR), {**BASE_ENV, **(env or {})})
+                                                sandbox_path(cwd or WORKDIR), {**BASE_ENV, **(env or {})},
+                                                dev_bytes=_dev_size(lim))
         nproc = lim.pids if self.uid is not None else lim.pids + await asyncio.to_thread(_count_processes, os.getuid())
         cpu = int(timeout) + 2
         mem = lim.memory_mb << 20
+        fsize = min(_FILE_LIMIT, lim.disk_mb << 20)
 
         def preexec() -> None:  # runs in the child, between fork and exec
             resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
             resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
             resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
-            resource.setrlimit(resource.RLIMIT_FSIZE, (_FILE_LIMIT, _FILE_LIMIT))
+            resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
             resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))
             os.nice(5)  # keep the harness itself responsive on small machines
 
         data = input.encode() if isinstance(input, str) else input
-        res = await run_process(argv, input=data, timeout_s=timeout, output_bytes=lim.output_bytes,
+        res = await run_process(argv, input=data, timeout_s=timeout, output_bytes=output_bytes or lim.output_bytes,
                                 env={}, preexec_fn=preexec)
         if res.returncode == 1 and res.stderr.startswith("bwrap: execvp"):
             res.returncode = 127  # command not found, as a shell (and docker's `timeout`) reports it
@@ -194,17 +225,9 @@ class BwrapSandbox:
 
         await asyncio.to_thread(write)
 
-    async def read_file(self, path: str) -> bytes:
+    async def read_file(self, path: str, *, max_bytes: int = READ_MAX) -> bytes:
         target = self._host_path(path)
-
-        def read() -> bytes:
-            fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW)
-            with os.fdopen(fd, "rb") as f:
-                if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                    raise IsADirectoryError(path)
-                return f.read()
-
-        return await asyncio.to_thread(read)
+        return await asyncio.wait_for(asyncio.to_thread(read_regular_file, target, max_bytes), READ_TIMEOUT_S)
 
 
 class BwrapBackend(SandboxBackend):
@@ -215,6 +238,7 @@ class BwrapBackend(SandboxBackend):
         if not st["ok"]:
             raise SandboxError(st["error"])
         self.limits = limits
+        self._quota = os.geteuid() == 0  # tmpfs mounts for /work and /tmp need root
         self._version = st["version"]
         self._root = Path(tempfile.mkdtemp(prefix="harness-bwrap-"))
         os.chmod(self._root, 0o711)  # sandbox uids must traverse it to reach their own dirs
@@ -231,9 +255,12 @@ class BwrapBackend(SandboxBackend):
                           max_uses=1_000_000)
 
     def info(self) -> dict[str, Any]:
+        not_enforced = ["cpus"] if self._quota else ["cpus", "disk_mb (not root: /work and /tmp are host "
+                                                               "directories; only each file is capped)"]
         return {"backend": self.name, "bwrap_version": self._version, "python": "/usr/bin/python3 (host)",
-                "limits": self.limits.to_dict(), "pool_size": self._pool.size,
-                "not_enforced": ["cpus"], "memory_limit": "RLIMIT_AS (address space)"}
+                "limits": self.limits.to_dict(), "pool_size": self._pool.size, "not_enforced": not_enforced,
+                "memory_limit": "RLIMIT_AS (address space) + sized tmpfs for /dev" +
+                                (", /work, /tmp" if self._quota else "")}
 
     def acquire(self, *, fresh: bool = False):
         return self._pool.acquire(fresh=fresh)
@@ -250,7 +277,9 @@ class BwrapBackend(SandboxBackend):
             uid = 0x40000 + secrets.randbelow(0x10000) if os.geteuid() == 0 else None
             for d in ("work", "tmp"):
                 (root / d).mkdir(mode=0o700)
-                if uid is not None:
+                if self._quota:
+                    _mount_tmpfs(root / d, self.limits.disk_mb, uid)
+                elif uid is not None:
                     os.chown(root / d, uid, uid)
             return BwrapSandbox(self, root, uid)
 
@@ -265,4 +294,10 @@ class BwrapBackend(SandboxBackend):
         return await asyncio.to_thread(wipe)
 
     async def _destroy(self, sb: BwrapSandbox) -> None:
-        await asyncio.to_thread(shutil.rmtree, sb.root, True)
+        def destroy() -> None:
+            if self._quota:
+                for d in (sb.work, sb.tmp):
+                    subprocess.run(["umount", "-l", str(d)], capture_output=True, timeout=30)
+            shutil.rmtree(sb.root, True)
+
+        await asyncio.to_thread(destroy)

@@ -11,7 +11,7 @@ sandbox_app = typer.Typer(help="Build and inspect the sandboxes that model-writt
 
 @sandbox_app.command()
 def build(
-    image: list[str] = typer.Option(None, "--image", "-i", help="Image(s) to build; default: all."),
+    image: list[str] = typer.Option(None, "--image", "-i", metavar="NAME", help="Image(s) to build; default: all."),
     force: bool = typer.Option(False, "--force", help="Rebuild even if the definition is unchanged."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only print the result."),
 ) -> None:

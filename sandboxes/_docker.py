@@ -2,8 +2,16 @@
 
 Every command runs as `timeout -s KILL T cmd` inside the container, and the host also keeps a
 deadline: if the exec still hangs past it, the container is killed and replaced. Containers that
-timed out, hit the output cap, were OOM-killed or served max_uses samples are replaced; otherwise
-the work dir and /tmp are wiped (and stray processes killed) between uses.
+timed out, hit the output cap, were OOM-killed or served max_uses samples are replaced.
+
+Otherwise a container is reset between uses by a script that runs as root inside it, with only the
+capabilities it needs (killing, deleting others' files, dropping to the sample's uid): code of the
+sample's uid cannot attach to it, signal it or change what it reports. It kills every process of
+the sample's uid, removes its System V IPC objects and POSIX message queues, wipes /work, /tmp and
+/dev/shm, and then checks the state it promises: no process but the container's init, no IPC
+object, empty directories, and the container's anonymous plus shared memory back under
+RESET_MEMORY_MB. Anything else and the container is replaced, not reused. Commands themselves
+always run as the unprivileged exec user, whose capability sets are empty.
 """
 from __future__ import annotations
 
@@ -19,17 +27,64 @@ from typing import Any
 
 from . import _image
 from ._pool import Pool
-from ._types import (BASE_ENV, WORKDIR, ExecResult, SandboxBackend, SandboxError, SandboxLimits,
-                     check_cmd, decode, sandbox_path)
+from ._types import (BASE_ENV, READ_MAX, READ_TIMEOUT_S, WORKDIR, ExecResult, SandboxBackend, SandboxError,
+                     SandboxLimits, check_cmd, decode, sandbox_path)
 
 LABEL = "harness.sandbox"  # value "<hostname>:<pid>:<random>" of the harness process that owns it
 _KILLED = 137  # 128 + SIGKILL: what `timeout -s KILL` and the OOM killer both leave behind
-# Runs as the exec user; PID 1 runs as another uid, so `kill -9 -1` spares it.
-# Not wrapped in `timeout`: kill -9 -1 would take the wrapper down with everything else.
-_CLEANUP = ("kill -9 -1 2>/dev/null; kill -9 -1 2>/dev/null; "
-            "chmod -R u+rwX /work /tmp /dev/shm 2>/dev/null; "
-            "find /work /tmp /dev/shm -mindepth 1 -delete 2>/dev/null; "
-            "test -z \"$(find /work /tmp -mindepth 1 | head -n 1)\"")
+# What a reset leaves of the container's own memory at most (anonymous + shared: tmpfs, SysV shm).
+RESET_MEMORY_MB = 16
+# Run as the exec user, `RESET_SHELL -c _RESET sh INIT_UID EXEC_UID`, through an execute-only copy of the
+# shell: the kernel marks a process that executes a file it cannot read as non-dumpable from its
+# first instruction, so no process of the same uid can ptrace it, read its memory or reach its
+# file descriptors. It uses builtins only for what it checks (an external command would be
+# attachable), and every external command's output goes to /dev/null.
+_RESET = r"""
+me=$$; init_uid=$1; uid=$2
+owner() { u=; pp=; { while read -r k v _; do case $k in Uid:) u=$v;; PPid:) pp=$v;; esac; done < "/proc/$1/status"; } 2>/dev/null; }
+others() {
+  for d in /proc/[0-9]*; do
+    pid=${d#/proc/}; [ "$pid" = "$me" ] && continue
+    owner "$pid"; [ "$u" = "$uid" ] && return 0
+  done
+  return 1
+}
+# every process of this uid but this shell, until none is left (zombies too: what they hold goes only when reaped)
+round=0
+while others; do
+  [ $round -ge 200 ] && { echo "processes of uid $uid survive"; exit 1; }
+  kill -9 -1 2>/dev/null; round=$((round + 1)); sleep 0.01 </dev/null >/dev/null 2>&1
+done
+ipcrm --all </dev/null >/dev/null 2>&1
+rm -f /dev/mqueue/* </dev/null >/dev/null 2>&1
+chmod -R u+rwX /work /tmp /dev/shm </dev/null >/dev/null 2>&1
+find /work /tmp /dev/shm -mindepth 1 -delete </dev/null >/dev/null 2>&1
+# the promised state, checked with builtins: only the container's init (PID 1 and its sleep) and this shell
+for d in /proc/[0-9]*; do
+  pid=${d#/proc/}; owner "$pid"
+  [ -z "$u" ] || [ "$pid" = "$me" ] || [ "$pid" = 1 ] || { [ "$u" = "$init_uid" ] && [ "$pp" = 1 ]; } \
+    || { echo "process $pid of uid $u left"; exit 1; }
+done
+lines() { n=0; while read -r _; do n=$((n + 1)); done < "$1"; }
+for f in shm msg sem; do
+  round=0; lines /proc/sysvipc/$f
+  while [ $n -gt 1 ]; do  # a segment goes when its last attachment does: give the killed a moment
+    [ $round -ge 50 ] && { echo "SysV $f objects left"; exit 1; }
+    sleep 0.01 </dev/null >/dev/null 2>&1; round=$((round + 1)); lines /proc/sysvipc/$f
+  done
+done
+for f in /dev/mqueue/* /dev/mqueue/.* /work/* /work/.* /tmp/* /tmp/.* /dev/shm/* /dev/shm/.*; do
+  case ${f##*/} in .|..|'*'|'.*') continue;; esac
+  { [ -e "$f" ] || [ -L "$f" ]; } && { echo "left behind: $f"; exit 1; }
+done
+used=0
+stat=/sys/fs/cgroup/memory.stat; [ -r $stat ] || stat=/sys/fs/cgroup/memory/memory.stat
+if [ -r $stat ]; then
+  while read -r k v; do case $k in anon|shmem|total_rss|total_shmem) used=$((used + v));; esac; done < $stat
+fi
+[ $used -le @MAX_BYTES@ ] || { echo "$used bytes of memory still held"; exit 1; }
+echo clean
+""".replace("@MAX_BYTES@", str(RESET_MEMORY_MB << 20))
 _OOM_COUNT = ("cat /sys/fs/cgroup/memory.events 2>/dev/null || "
               "cat /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null")
 
@@ -154,11 +209,13 @@ class DockerSandbox:
         return n > seen
 
     async def exec(self, cmd: list[str], *, input: str | bytes | None = None, timeout_s: float | None = None,
-                   cwd: str | None = None, env: dict[str, str] | None = None) -> ExecResult:
+                   cwd: str | None = None, env: dict[str, str] | None = None,
+                   output_bytes: int | None = None) -> ExecResult:
         check_cmd(cmd)
         data = input.encode() if isinstance(input, str) else input
         timeout = self._b.limits.timeout_s if timeout_s is None else timeout_s
-        return await self._raw_exec(cmd, data=data, timeout=timeout, cwd=sandbox_path(cwd or WORKDIR), env=env)
+        return await self._raw_exec(cmd, data=data, timeout=timeout, cwd=sandbox_path(cwd or WORKDIR), env=env,
+                                    cap=output_bytes)
 
     async def write_file(self, path: str, content: str | bytes) -> None:
         # Through an exec, not put_archive: the Docker API cannot write into tmpfs mounts.
@@ -169,19 +226,29 @@ class DockerSandbox:
         if r.returncode != 0:
             raise OSError(f"write_file({path!r}) failed in sandbox: {r.stderr.strip() or r}")
 
-    async def read_file(self, path: str) -> bytes:
+    async def read_file(self, path: str, *, max_bytes: int = READ_MAX) -> bytes:
+        # In the container, as the exec user, under the exec deadline: a FIFO swapped in after the
+        # check can only make `head` wait until it is killed.
         p = sandbox_path(path)
+        script = ('[ -e "$1" ] || [ -L "$1" ] || { echo missing >&2; exit 2; }; '
+                  '[ -f "$1" ] && [ ! -L "$1" ] || { echo "not a regular file" >&2; exit 3; }; exec head -c "$2" -- "$1"')
         st = _ExecState()
-        cap = 256 << 20
-        await self._b.run(self._exec_sync, ["cat", "--", p], None, "/", {}, self._b.exec_user, cap, st)
-        if st.truncated:
+        try:
+            await asyncio.wait_for(self._b.run(self._exec_sync, [*self._timeout_prefix(READ_TIMEOUT_S), "sh", "-c", script,
+                                                                 "sh", p, str(max_bytes + 1)], None, "/", {},
+                                               self._b.exec_user, max_bytes + 1, st), READ_TIMEOUT_S + 5)
+        except asyncio.TimeoutError:
             self.broken = True
-            raise OSError(f"read_file({path!r}): file larger than {cap} bytes")
+            raise OSError(f"read_file({path!r}): no answer within {READ_TIMEOUT_S:.0f} s") from None
+        err = decode(bytes(st.err)).strip()
+        if st.exit_code == 2:
+            raise FileNotFoundError(path)
+        if st.exit_code == _KILLED:
+            raise OSError(f"read_file({path!r}): not readable within {READ_TIMEOUT_S:.0f} s")
         if st.exit_code != 0:
-            err = decode(bytes(st.err)).strip()
-            if "No such file" in err:
-                raise FileNotFoundError(path)
-            raise OSError(f"read_file({path!r}) failed in sandbox: {err}")
+            raise OSError(f"read_file({path!r}) failed in sandbox: {err or st.exit_code}")
+        if len(st.out) > max_bytes:
+            raise OSError(f"read_file({path!r}): more than the {max_bytes} bytes allowed")
         return bytes(st.out)
 
 
@@ -213,6 +280,9 @@ class DockerBackend(SandboxBackend):
             self.image_tag = image
         self.image_name = image
         self.exec_user, self._init_user = cfg["exec_user"], cfg["init_user"]
+        # our images ship an execute-only shell for the reset (see _RESET); another image gets a plain
+        # one, which the sample's uid could attach to: info() says which
+        self._reset_shell = cfg.get("reset_shell", "sh")
         try:
             img = self.client.images.get(self.image_tag)
         except docker.errors.ImageNotFound:
@@ -220,6 +290,7 @@ class DockerBackend(SandboxBackend):
                                f"(or `python -m harness.sandboxes build`)") from None
         self.image_id: str = img.id
         self._run_label = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.last_reset = ""  # what the last reset script said: "clean", or why the container was replaced
         self._reap_orphans()
         self._pool = Pool(size, self._create, self._reset, self._destroy, max_uses=max_uses)
 
@@ -241,7 +312,8 @@ class DockerBackend(SandboxBackend):
     def info(self) -> dict[str, Any]:
         return {"backend": self.name, "image": self.image_tag, "image_id": self.image_id,
                 "docker_version": self.client.version().get("Version"), "limits": self.limits.to_dict(),
-                "pool_size": self._pool.size, "max_uses": self._pool.max_uses}
+                "pool_size": self._pool.size, "max_uses": self._pool.max_uses, "reset_shell": self._reset_shell,
+                "reset_attachable_by_sample": self._reset_shell == "sh"}
 
     def acquire(self, *, fresh: bool = False):
         return self._pool.acquire(fresh=fresh)
@@ -281,10 +353,13 @@ class DockerBackend(SandboxBackend):
         return DockerSandbox(self, c)
 
     async def _reset(self, sb: DockerSandbox) -> bool:
+        """True only when the container is back in its promised state (see the module's docstring)."""
         st = _ExecState()
-        await asyncio.wait_for(self.run(sb._exec_sync, ["sh", "-c", _CLEANUP], None, "/", {},
-                                                 self.exec_user, 65536, st), 15)
-        return st.exit_code == 0
+        init_uid, uid = self._init_user.split(":")[0], self.exec_user.split(":")[0]
+        await asyncio.wait_for(self.run(sb._exec_sync, [self._reset_shell, "-c", _RESET, "sh", init_uid, uid], None,
+                                        "/", {}, self.exec_user, 65536, st), 15)
+        self.last_reset = decode(bytes(st.out)).strip()
+        return st.exit_code == 0 and self.last_reset.endswith("clean")
 
     async def _kill_container(self, sb: DockerSandbox) -> None:
         try:

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import os
 import posixpath
+import stat
 from dataclasses import dataclass, asdict
 from typing import Any, AsyncContextManager, Protocol, runtime_checkable
 
@@ -32,7 +34,10 @@ class SandboxLimits:
     memory_mb: int = 1024
     pids: int = 64
     cpus: float = 1.0
-    output_bytes: int = 1_000_000  # per stream (stdout, stderr)
+    output_bytes: int = 1_000_000  # per stream (stdout, stderr); one exec may ask for more (a test report)
+    # bwrap: the size of each writable tmpfs (/work, /tmp, /dev/shm); Docker sizes its tmpfs mounts from
+    # memory_mb, whose cgroup they are charged to
+    disk_mb: int = 512
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -53,14 +58,24 @@ class ExecResult:
         return self.returncode == 0 and not (self.timed_out or self.truncated or self.oom_killed)
 
 
+# The most read_file returns unless asked for more: a file that sandboxed code wrote can be any size.
+READ_MAX = 64 << 20
+# Every read from a sandbox ends by this deadline (a FIFO, a device, a wedged daemon).
+READ_TIMEOUT_S = 30.0
+
+
 @runtime_checkable
 class Sandbox(Protocol):
     async def exec(self, cmd: list[str], *, input: str | bytes | None = None, timeout_s: float | None = None,
-                   cwd: str | None = None, env: dict[str, str] | None = None) -> ExecResult: ...
+                   cwd: str | None = None, env: dict[str, str] | None = None,
+                   output_bytes: int | None = None) -> ExecResult: ...
 
     async def write_file(self, path: str, content: str | bytes) -> None: ...
 
-    async def read_file(self, path: str) -> bytes: ...
+    async def read_file(self, path: str, *, max_bytes: int = READ_MAX) -> bytes:
+        """A regular file's bytes; OSError for anything else (a FIFO, a device, a directory), for a
+        file over max_bytes and when the read does not end within READ_TIMEOUT_S."""
+        ...
 
 
 class SandboxBackend(abc.ABC):
@@ -90,6 +105,27 @@ def sandbox_path(path: str) -> str:
 
 def decode(b: bytes) -> str:
     return b.decode("utf-8", errors="replace")
+
+
+def read_regular_file(path: str | os.PathLike, max_bytes: int) -> bytes:
+    """Read a host-side file of a sandbox: no symlink followed, never blocks on a FIFO (O_NONBLOCK;
+    fstat before reading), at most max_bytes."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(f"{path}: not a regular file")
+        if st.st_size > max_bytes:
+            raise OSError(f"{path}: {st.st_size} bytes, more than the {max_bytes} allowed")
+        chunks, total = [], 0
+        while chunk := os.read(fd, min(1 << 20, max_bytes + 1 - total)):
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > max_bytes:
+                raise OSError(f"{path}: more than the {max_bytes} bytes allowed")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def check_cmd(cmd: list[str]) -> None:

@@ -11,7 +11,8 @@ from typing import Any
 
 from ._pool import Pool
 from ._process import run_process
-from ._types import BASE_ENV, WORKDIR, ExecResult, SandboxBackend, SandboxLimits, check_cmd, sandbox_path
+from ._types import (BASE_ENV, READ_MAX, READ_TIMEOUT_S, WORKDIR, ExecResult, SandboxBackend, SandboxLimits,
+                     check_cmd, read_regular_file, sandbox_path)
 
 
 class UnsafeSandbox:
@@ -27,14 +28,15 @@ class UnsafeSandbox:
         return Path(p)
 
     async def exec(self, cmd: list[str], *, input: str | bytes | None = None, timeout_s: float | None = None,
-                   cwd: str | None = None, env: dict[str, str] | None = None) -> ExecResult:
+                   cwd: str | None = None, env: dict[str, str] | None = None,
+                   output_bytes: int | None = None) -> ExecResult:
         check_cmd(cmd)
         data = input.encode() if isinstance(input, str) else input
         lim = self._limits
         # Even unsandboxed, the harness's environment (API keys) is not handed down.
         full_env = {**BASE_ENV, "HOME": str(self.root), **(env or {})}
         return await run_process(cmd, input=data, timeout_s=lim.timeout_s if timeout_s is None else timeout_s,
-                                 output_bytes=lim.output_bytes, env=full_env, cwd=str(self._host(cwd or WORKDIR)))
+                                 output_bytes=output_bytes or lim.output_bytes, env=full_env, cwd=str(self._host(cwd or WORKDIR)))
 
     async def write_file(self, path: str, content: str | bytes) -> None:
         target = self._host(path)
@@ -46,8 +48,9 @@ class UnsafeSandbox:
 
         await asyncio.to_thread(write)
 
-    async def read_file(self, path: str) -> bytes:
-        return await asyncio.to_thread(self._host(path).read_bytes)
+    async def read_file(self, path: str, *, max_bytes: int = READ_MAX) -> bytes:
+        return await asyncio.wait_for(asyncio.to_thread(read_regular_file, self._host(path), max_bytes),
+                                      READ_TIMEOUT_S)
 
 
 class UnsafeBackend(SandboxBackend):

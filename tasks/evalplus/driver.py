@@ -1,26 +1,33 @@
 """The test driver that runs inside the sandbox, and the value codec it shares with the harness.
 
-The harness runs this file's source as `python3 -c SOURCE` with a JSON payload on stdin. The driver
-process never executes model-written code itself: each phase (base inputs, plus inputs) runs in a
-forked child, like EvalPlus's one process per `untrusted_check`. The child loads the solution,
-calls the entry point on every input under a per-input SIGALRM limit and streams the raw outputs,
-encoded, through a pipe; the driver enforces the per-input and per-phase deadlines from outside
-the child and prints one report framed by the run's nonce.
+The harness runs this file's source as `python3 -c SOURCE` with a JSON payload on stdin. Two roles:
+
+- The driver (trusted) reads the whole payload, makes itself non-dumpable (so code running as the
+  same uid can neither read nor write its memory or file descriptors through /proc or ptrace), and
+  for each phase (base inputs, plus inputs) starts a *fresh* interpreter, `python3 -I -c SOURCE
+  child`, like EvalPlus's one process per `untrusted_check`. The child never sees the driver's
+  memory, its stdout or the report nonce: it gets only the program and the inputs on its stdin and
+  answers on a pipe. The driver checks every line the child sends (order, shape, size), enforces
+  the per-input and per-phase deadlines from outside the child, and prints one report framed by
+  the run's nonce on its own stdout, which the child cannot reach.
+- The child (untrusted: it runs the model's program) loads the solution as Python would run the
+  file (`compile(..., dont_inherit=True)`: nothing of this file's compiler flags leaks into it),
+  calls the entry point on every input under a per-input SIGALRM limit and streams the raw
+  outputs, encoded, to the driver.
 
 Nothing here decides pass or fail: the expected outputs never enter the sandbox, and the harness
-compares the outputs after parsing the report with `json` only. A program that exits early,
-kills the driver, forges frames or prints markers leaves missing or invalid outputs, which fail.
+compares the outputs after parsing the report with `json` only. A program that exits early, kills
+the driver, floods or forges the pipe leaves missing or invalid outputs, which fail.
 
 Stdlib only (numpy is encoded when the solution already imported it): the same file must run on
-the host's python3 (bwrap) and in the harness-python image.
+the host's python3 (bwrap) and in the harness-python image. No `from __future__` import: this file
+is also the child's source, and the child's compiler flags must be Python's defaults.
 """
-from __future__ import annotations
-
 import json
 import sys
 
 # Bumped whenever the report or the encoding changes: part of the ground-truth cache key.
-VERSION = "2"
+VERSION = "3"
 
 # ---------------------------------------------------------------- codec
 # JSON cannot tell a tuple from a list, has no sets, complex numbers or non-string keys, and the
@@ -69,8 +76,12 @@ def encode(v, digest=False, _depth=0):
     if t is StrDigest:
         return {"$": "strdigest", "n": v.n, "sha256": v.sha256}
     mod = getattr(t, "__module__", "")
-    if mod == "collections" and t.__name__ in ("OrderedDict", "defaultdict", "Counter"):
-        return {"$": "dict", "cls": t.__name__, "v": [[enc(k), enc(x)] for k, x in v.items()]}
+    for base in t.__mro__:  # a subclass that keeps the standard type's equality compares like it
+        kind = STDLIB.get((getattr(base, "__module__", ""), getattr(base, "__qualname__", "")))
+        if kind is not None:
+            if t.__eq__ is base.__eq__:
+                return _encode_stdlib(kind, base.__name__, v, enc)
+            break
     np = sys.modules.get("numpy")
     if np is not None and isinstance(v, np.ndarray):
         return {"$": "ndarray", "dtype": str(v.dtype), "v": enc(v.tolist())}
@@ -84,18 +95,79 @@ def encode(v, digest=False, _depth=0):
     return {"$": "opaque", "type": f"{mod}.{getattr(t, '__qualname__', '?')}"}
 
 
-# ---------------------------------------------------------------- driver (sandbox side)
+# Standard-library types whose `==` is structural, by (module, qualname): each is
+# carried as data that compares as `==` compares the original (a UserList equals the list of its
+# items, a dict_keys view equals the set of its keys, a deque equals only a deque, a Fraction equals
+# the numbers it is exactly equal to). A dict_values view equals nothing but itself: opaque.
+STDLIB = {
+    ("collections", "OrderedDict"): "mapping_cls", ("collections", "defaultdict"): "mapping_cls",
+    ("collections", "Counter"): "mapping_cls",
+    ("collections", "ChainMap"): "mapping", ("collections", "UserDict"): "mapping",
+    ("builtins", "mappingproxy"): "mapping",
+    ("collections", "UserList"): "userlist", ("collections", "UserString"): "userstring",
+    ("collections", "deque"): "deque",
+    ("builtins", "dict_keys"): "set", ("builtins", "dict_items"): "dict_items",
+    ("builtins", "range"): "range", ("builtins", "bytearray"): "bytearray",
+    ("fractions", "Fraction"): "fraction", ("decimal", "Decimal"): "decimal",
+    ("datetime", "date"): "date", ("datetime", "datetime"): "datetime", ("datetime", "time"): "time",
+    ("datetime", "timedelta"): "timedelta", ("array", "array"): "array",
+}
 
-def _child(phase, code, entry_point, trusted, wfd):
+
+def _encode_stdlib(kind, name, v, enc):
+    if kind == "mapping_cls":
+        return {"$": "dict", "cls": name, "v": [[enc(k), enc(x)] for k, x in v.items()]}
+    if kind == "mapping":  # Mapping.__eq__: dict(self.items()) == dict(other.items())
+        return {"$": "dict", "v": [[enc(k), enc(x)] for k, x in dict(v.items()).items()]}
+    if kind == "userlist":
+        return enc(list(v.data))
+    if kind == "userstring":
+        return enc(str(v.data))
+    if kind == "deque":
+        return {"$": "deque", "v": [enc(x) for x in v]}
+    if kind == "set":
+        return {"$": "set", "v": [enc(x) for x in v]}
+    if kind == "dict_items":
+        return {"$": "dict_items", "v": [[enc(k), enc(x)] for k, x in v]}
+    if kind == "range":
+        return {"$": "range", "v": [enc(v.start), enc(v.stop), enc(v.step)]}
+    if kind == "bytearray":
+        return {"$": "bytearray", "v": bytes(v).hex()}
+    if kind == "fraction":
+        return {"$": "fraction", "v": [enc(int(v.numerator)), enc(int(v.denominator))]}
+    if kind == "decimal":
+        return {"$": "decimal", "v": str(v)}
+    if kind == "timedelta":
+        return {"$": "timedelta", "v": [int(v.days), int(v.seconds), int(v.microseconds)]}
+    if kind in ("date", "datetime", "time"):
+        if getattr(v, "tzinfo", None) is not None and type(v.tzinfo).__name__ != "timezone":
+            return {"$": "opaque", "type": f"datetime.{kind} with {type(v.tzinfo).__qualname__}"}
+        return {"$": kind, "v": v.isoformat()}
+    if kind == "array":
+        return {"$": "array", "typecode": str(v.typecode), "v": [enc(x) for x in v.tolist()]}
+    raise ValueError(kind)
+
+
+# ---------------------------------------------------------------- the child (runs the model's program)
+
+def _child_main():
     import copy
     import os
     import signal
     import time
 
+    job = json.loads(sys.stdin.buffer.read())
+    out = os.dup(1)  # the pipe to the driver; fds 0-2 become /dev/null for the program
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    sys.stdout = sys.stderr = _Discard()
+    sys.stdin = _NoRead()
+
     def emit(item):
         data = (json.dumps(item) + "\n").encode()
         while data:
-            data = data[os.write(wfd, data):]
+            data = data[os.write(out, data):]
 
     class TimeoutException(Exception):
         pass
@@ -103,45 +175,43 @@ def _child(phase, code, entry_point, trusted, wfd):
     def on_alarm(signum, frame):
         raise TimeoutException("Timed out!")
 
-    null = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(null, fd)
-    sys.stdout = sys.stderr = _Discard()
-    sys.stdin = _NoRead()
     signal.signal(signal.SIGALRM, on_alarm)
-    inputs = [decode(x) for x in phase["inputs"]]
-    limits = phase["limits"]
+    trusted, first = job["trusted"], job["first"]
+    inputs = [decode(x) for x in job["inputs"]]
+    limits = job["limits"]
     if not trusted:
         _reliability_guard(4 << 30)
     globs = {}
     try:
-        exec(compile(code, "<solution>", "exec"), globs)
-        fn = globs[entry_point]
+        # as Python runs a file: no compiler flags inherited from this driver
+        exec(compile(job["code"], "<solution>", "exec", dont_inherit=True), globs)
+        fn = globs[job["entry_point"]]
     except BaseException as e:
         emit(["load_error", _describe(e)])
         return
     emit(["ready"])
-    for i, inp in enumerate(inputs):
+    for n, inp in enumerate(inputs):
         # the canonical run copies each input (EvalPlus trusted_exec); the candidate run does not
         args = copy.deepcopy(inp) if trusted else inp
         start = time.time()
         try:
-            signal.setitimer(signal.ITIMER_REAL, limits[i])
+            signal.setitimer(signal.ITIMER_REAL, limits[n])
             try:
-                out = fn(*args)
+                value = fn(*args)
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
         except BaseException as e:
-            emit([i, "timeout" if isinstance(e, TimeoutException) else "error", _describe(e), time.time() - start])
+            status = "timeout" if isinstance(e, TimeoutException) else "error"
+            emit([first + n, status, _describe(e), time.time() - start])
             if not trusted:  # EvalPlus's fast_check: the first failing input ends the phase
                 return
             continue
         elapsed = time.time() - start
         try:
-            enc = encode(out, True)
+            enc = encode(value, True)
         except BaseException:
             enc = {"$": "opaque", "type": "unencodable"}
-        emit([i, "ok", enc, elapsed])
+        emit([first + n, "ok", enc, elapsed])
 
 
 def _describe(e):
@@ -204,45 +274,67 @@ def _reliability_guard(maximum_memory_bytes):
         sys.modules[name] = None
 
 
-def _run_phase(phase, payload):
-    """Fork a child for the phase; collect its lines until it ends or a deadline passes."""
+# ---------------------------------------------------------------- the driver (trusted)
+
+def _protect_driver():
+    """Non-dumpable: /proc/<pid>/{mem,fd,environ} and ptrace are closed to other processes of this uid."""
+    import ctypes
+
+    PR_SET_DUMPABLE = 4
+    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE, 0) failed")
+
+
+def _own_source():
+    argv = sys.orig_argv
+    return argv[argv.index("-c") + 1]
+
+
+def _run_child(source, phase, payload, first, phase_deadline, budget):
+    """One fresh interpreter on the phase's inputs from `first` on. Returns (ready, load_error, results,
+    why it stopped early or None, bytes read). Every line is checked; the first bad one ends the child."""
     import os
     import select
     import signal
+    import subprocess
     import time
 
-    result = {"ready": False, "error": None, "results": []}
-    r, w = os.pipe()
-    try:
-        pid = os.fork()
-    except OSError as e:
-        result["error"] = f"fork failed: {e}"
-        return result
-    if pid == 0:
-        try:
-            os.close(r)
-            os.setpgid(0, 0)
-            _child(phase, payload["code"], payload["entry_point"], payload["trusted"], w)
-        finally:
-            os._exit(0)
-    os.close(w)
     limits, grace = phase["limits"], payload["grace_s"]
-    start = time.monotonic()
-    phase_deadline = start + phase["deadline_s"]
+    job = {"code": payload["code"], "entry_point": payload["entry_point"], "trusted": payload["trusted"],
+           "first": first, "inputs": phase["inputs"][first:], "limits": limits[first:]}
+    try:
+        proc = subprocess.Popen([sys.executable, "-I", "-c", source, "child"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, close_fds=True,
+                                start_new_session=True)
+    except OSError as e:
+        return False, f"could not start the test process: {e}", [], "start failed", 0
+    ready, load_error, results, stopped, read = False, None, [], None, 0
+    try:
+        # the child reads its whole job before it runs anything of the program
+        proc.stdin.write(json.dumps(job).encode())
+        proc.stdin.close()
+    except OSError:
+        pass
+    fd = proc.stdout.fileno()
+    expect_next = first
     input_deadline = phase_deadline
     pending = []
-    killed = None
-    while True:
+    done = False
+    while not done:
         now = time.monotonic()
         deadline = min(phase_deadline, input_deadline)
         if now >= deadline:
-            killed = "phase deadline" if deadline == phase_deadline else "input deadline"
+            stopped = "phase deadline" if deadline == phase_deadline else "input deadline"
             break
-        ready, _, _ = select.select([r], [], [], deadline - now)
-        if not ready:
+        if not select.select([fd], [], [], deadline - now)[0]:
             continue
-        chunk = os.read(r, 1 << 20)
+        chunk = os.read(fd, 1 << 20)
         if not chunk:
+            stopped = "the test process ended early"
+            break
+        read += len(chunk)
+        if read > budget:
+            stopped = f"tampered: the test process sent more than {budget} bytes"
             break
         if b"\n" not in chunk:  # a long output line: join once it is complete, not per chunk
             pending.append(chunk)
@@ -250,47 +342,92 @@ def _run_phase(phase, payload):
         *lines, rest = (b"".join(pending) + chunk).split(b"\n")
         pending = [rest]
         for line in lines:
+            problem = None
             try:
                 item = json.loads(line)
             except ValueError:
-                result["error"] = "unparsable line from the test process"
-                continue
-            if item and item[0] == "ready":
-                result["ready"] = True
-            elif item and item[0] == "load_error":
-                result["error"] = item[1]
-            elif isinstance(item, list) and len(item) == 4:
-                result["results"].append(item[1:] + [item[0]])
-            else:
-                result["error"] = "malformed line from the test process"
-            n = len(result["results"])
-            input_deadline = time.monotonic() + limits[n] + grace if n < len(limits) and result["ready"] else phase_deadline
-    for kill in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
+                item, problem = None, "an unparsable line"
+            if problem is None and not ready and load_error is None:
+                if item == ["ready"]:
+                    ready = True
+                elif isinstance(item, list) and len(item) == 2 and item[0] == "load_error" and isinstance(item[1], str):
+                    load_error, done = item[1], True
+                else:
+                    problem = "a line before the program loaded"
+            elif problem is None:
+                if not (isinstance(item, list) and len(item) == 4 and item[0] == expect_next
+                        and item[1] in ("ok", "error", "timeout") and type(item[3]) in (int, float)
+                        and (item[1] == "ok" or isinstance(item[2], str)) and expect_next < len(limits)):
+                    problem = "a malformed or out-of-order result"
+                else:
+                    results.append(item[1:] + [item[0]])
+                    expect_next += 1
+                    if expect_next == len(limits) or (item[1] != "ok" and not payload["trusted"]):
+                        done = True
+            if problem is not None:
+                stopped, done = f"tampered: the test process sent {problem}", True
+            if done:
+                break
+        if ready and expect_next < len(limits):
+            input_deadline = time.monotonic() + limits[expect_next] + grace
+    for kill in (lambda: os.killpg(proc.pid, signal.SIGKILL), proc.kill):
         try:
             kill()
         except OSError:
             pass
-    os.waitpid(pid, 0)
-    os.close(r)
-    if killed:
-        result["killed"] = killed
-    return result
+    proc.wait()
+    proc.stdout.close()
+    return ready, load_error, results, stopped, read
+
+
+def _run_phase(source, phase, payload):
+    """The phase's outputs. A candidate's phase ends at its first failure; the canonical solution's goes
+    on past an input it could not finish (a fresh interpreter from the next input), so that one slow or
+    crashing input never drops the inputs after it."""
+    import time
+
+    result = {"ready": False, "error": None, "results": []}
+    n = len(phase["limits"])
+    phase_deadline = time.monotonic() + phase["deadline_s"]
+    budget = payload["report_max"]
+    first = 0
+    while True:
+        ready, load_error, results, stopped, read = _run_child(source, phase, payload, first, phase_deadline, budget)
+        budget -= read
+        result["ready"] = result["ready"] or ready
+        result["results"] += results
+        first += len(results)
+        if load_error is not None:
+            result["error"] = load_error
+            return result
+        if stopped is None or first >= n:
+            return result
+        if stopped.startswith("tampered"):
+            result["error"], result["tampered"] = stopped, True
+            return result
+        if not payload["trusted"] or not ready or stopped in ("phase deadline", "start failed") or budget <= 0:
+            result["killed" if stopped in ("phase deadline", "input deadline") else "error"] = stopped
+            return result
+        # the canonical solution did not answer input `first`: record why, go on from the next one
+        why = "killed" if stopped == "input deadline" else "crashed"
+        result["results"].append([why, stopped, 0.0, first])
+        first += 1
+        if first >= n:
+            return result
 
 
 def main():
+    if sys.argv[1:] == ["child"]:
+        _child_main()
+        return
     payload = json.loads(sys.stdin.buffer.read())
+    nonce = payload.pop("nonce")
+    _protect_driver()
+    source = _own_source()
     report = {"version": VERSION, "phases": {}}
     for phase in payload["phases"]:
-        report["phases"][phase["name"]] = _run_phase(phase, payload)
-    text = json.dumps(report)
-    nonce = payload["nonce"]
-    if len(text) > payload["stdout_max"]:
-        path = f"/tmp/report-{nonce}.json"
-        with open(path, "w") as f:
-            f.write(text)
-        sys.stdout.write(f"{nonce} file {path}\n")
-    else:
-        sys.stdout.write(f"{nonce} inline {text}\n")
+        report["phases"][phase["name"]] = _run_phase(source, phase, payload)
+    sys.stdout.write(f"{nonce} {json.dumps(report)}\n")
     sys.stdout.flush()
 
 
@@ -377,7 +514,63 @@ def decode(v):
         return Opaque(str(v.get("type")))
     if tag == "strdigest":
         return StrDigest(v["n"], v["sha256"])
+    if tag in _STDLIB_DECODERS:
+        return _STDLIB_DECODERS[tag](v)
     raise ValueError(f"unknown tag {tag!r}")
+
+
+def _decode_deque(v):
+    import collections
+
+    return collections.deque(decode(x) for x in v["v"])
+
+
+def _decode_dict_items(v):
+    return dict((decode(k), decode(x)) for k, x in v["v"]).items()
+
+
+def _decode_fraction(v):
+    import fractions
+
+    return fractions.Fraction(*(int(decode(x)) for x in v["v"]))
+
+
+def _decode_decimal(v):
+    import decimal
+
+    return decimal.Decimal(str(v["v"]))
+
+
+def _decode_datetime(kind):
+    def dec(v):
+        import datetime
+
+        return getattr(datetime, kind).fromisoformat(str(v["v"]))
+
+    return dec
+
+
+def _decode_timedelta(v):
+    import datetime
+
+    days, seconds, micro = (int(x) for x in v["v"])
+    return datetime.timedelta(days=days, seconds=seconds, microseconds=micro)
+
+
+def _decode_array(v):
+    import array
+
+    return array.array(str(v["typecode"]), [decode(x) for x in v["v"]])
+
+
+_STDLIB_DECODERS = {
+    "deque": _decode_deque, "dict_items": _decode_dict_items,
+    "range": lambda v: range(*(int(decode(x)) for x in v["v"])),
+    "bytearray": lambda v: bytearray.fromhex(v["v"]),
+    "fraction": _decode_fraction, "decimal": _decode_decimal,
+    "date": _decode_datetime("date"), "datetime": _decode_datetime("datetime"), "time": _decode_datetime("time"),
+    "timedelta": _decode_timedelta, "array": _decode_array,
+}
 
 
 if __name__ == "__main__":

@@ -1,12 +1,17 @@
 """Running programs on a problem's inputs in the sandbox: the ground truth (the canonical solution,
 once per content hash, cached on disk) and the candidates (one sandbox exec per sample, both phases).
 
+Ground truth is computed in a fresh sandbox where no candidate's code has ever run (a pooled one
+could hold what an earlier sample left behind: shared memory, message queues, processes, memory).
 Ground-truth cache: `$XDG_CACHE_HOME/harness/evalplus/<sha256>.json.gz` (default `~/.cache/...`), one
 file per problem and phase, keyed on the program, entry point, inputs, oracle mode and driver version:
 the full dataset's cache is the set of its problems' files, and an edited record recomputes only itself.
 Each file holds the encoded expected outputs, the canonical solution's time on every input (the time
-limits derive from it) and the inputs the canonical solution itself could not run within the
-sandbox's limits, with the reason: those are left out of every candidate's test, and each Score says so.
+limits derive from it) and the inputs on which the canonical solution itself raises, with the reason:
+those are left out of every candidate's test, and each Score says so. An input the canonical solution
+did not finish (a timeout, a kill, running out of memory) is retried once in another fresh sandbox;
+if it still does not finish, it is left out of this run only, said loudly, and never cached: a
+loaded machine must not decide a later run's tests.
 """
 from __future__ import annotations
 
@@ -27,11 +32,17 @@ from harness.tasks.evalplus.driver import decode, encode
 
 DRIVER_SOURCE = (Path(__file__).parent / "driver.py").read_text()
 # Upstream computes the ground truth without a time limit; a canonical input slower than this is
-# recorded as unrunnable rather than stalling the run.
+# recorded as unfinished rather than stalling the run.
 TRUTH_INPUT_LIMIT_S = 60.0
 TRUTH_PHASE_LIMIT_S = 900.0
 # The driver's own deadline for one input is the child's limit plus this (SIGALRM fires first).
 GRACE_S = 1.0
+# The most a report may hold (the driver stops reading its test process past it, and the exec's
+# output is capped just above): the largest expected output of the datasets (Mbpp/255, about 1.7M
+# tuples) fits; a program that prints or returns more fails.
+REPORT_MAX = 96 << 20
+# Canonical statuses that a kill, a timeout or memory pressure cause: retried, never cached.
+TRANSIENT = ("timeout", "killed", "crashed")
 
 
 def cache_dir() -> Path:
@@ -41,11 +52,13 @@ def cache_dir() -> Path:
 
 @dataclass
 class Truth:
-    """The expected outputs of one phase; `skipped` maps input index -> why it is not tested."""
+    """The expected outputs of one phase; `skipped` maps input index -> why it is not tested;
+    `transient` holds the skipped inputs that were not cached (they did not finish in this run)."""
 
     expected: dict[int, Any]
     times: dict[int, float]
     skipped: dict[int, str] = field(default_factory=dict)
+    transient: set[int] = field(default_factory=set)
 
 
 @dataclass
@@ -55,6 +68,7 @@ class PhaseRun:
     outputs: list[Any]  # decoded outputs in input order, up to the first input that did not return
     error: str | None  # why the run stopped early (load error, exception, timeout, kill), if it did
     error_index: int | None  # the input the error happened on; None for errors before any input
+    tampered: bool = False  # the program sent the driver something no test process sends
 
 
 class ReportError(Exception):
@@ -72,7 +86,7 @@ def _load(path: Path) -> Truth | None:
             d = json.load(fh)
         return Truth({int(k): decode(v) for k, v in d["expected"].items()}, {int(k): v for k, v in d["times"].items()},
                      {int(k): v for k, v in d["skipped"].items()})
-    except (OSError, ValueError, KeyError, EOFError):
+    except (OSError, ValueError, KeyError, EOFError, TypeError):
         return None
 
 
@@ -84,41 +98,40 @@ def _store(path: Path, raw: dict[str, Any]) -> None:
     os.replace(tmp, path)  # atomic: concurrent runs may compute the same truth
 
 
+def _parse_report(stdout: str, nonce: str, names: set[str]) -> dict[str, Any]:
+    frames = [line for line in stdout.splitlines() if line.startswith(nonce + " ")]
+    if len(frames) != 1:
+        raise ReportError(f"{len(frames)} report frames")
+    try:
+        report = json.loads(frames[0][len(nonce) + 1:])
+        got = report["phases"]
+        if report.get("version") != driver.VERSION or set(got) != names:
+            raise ReportError("report does not match the request")
+        return got
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
+        raise ReportError(f"malformed report: {type(e).__name__}") from None
+
+
 async def run_driver(sandbox: Any, code: str, entry_point: str, phases: list[dict[str, Any]], *,
-                     trusted: bool) -> dict[str, dict[str, Any]]:
-    """One sandbox exec running `code` on every phase; returns the phases of the driver's report."""
+                     trusted: bool, fresh: bool = False) -> dict[str, dict[str, Any]]:
+    """One sandbox exec running `code` on every phase; returns the phases of the driver's report.
+    `fresh`: a sandbox of its own that no other program ran in (for the ground truth)."""
     nonce = secrets.token_hex(16)
-    limits = getattr(sandbox, "limits", None)
-    stdout_cap = getattr(limits, "output_bytes", 1_000_000)
     exec_timeout = sum(p["deadline_s"] for p in phases) + 10.0 + 2.0 * len(phases)
     payload = {"code": code, "entry_point": entry_point, "trusted": trusted, "phases": phases, "nonce": nonce,
-               "grace_s": GRACE_S, "stdout_max": max(1024, stdout_cap // 2)}
+               "grace_s": GRACE_S, "report_max": REPORT_MAX}
     try:
-        async with sandbox.acquire() as sb:
-            res = await sb.exec(["python3", "-c", DRIVER_SOURCE], input=json.dumps(payload), timeout_s=exec_timeout)
-            frames = [line for line in res.stdout.splitlines() if line.startswith(nonce + " ")]
-            if len(frames) != 1:
-                raise ReportError(f"{len(frames)} report frames (exit {res.returncode}, timed out {res.timed_out}, "
-                                  f"output truncated {res.truncated}, OOM {res.oom_killed})")
-            _, kind, body = frames[0].split(" ", 2)
-            if kind == "file":
-                body = (await sb.read_file(body)).decode("utf-8")
-            elif kind != "inline":
-                raise ReportError(f"unknown report kind {kind!r}")
-    except ReportError:
-        raise
-    except (OSError, UnicodeDecodeError) as e:
-        raise ReportError(f"report unreadable: {e}") from None
+        async with sandbox.acquire(fresh=fresh) as sb:
+            res = await sb.exec(["python3", "-c", DRIVER_SOURCE], input=json.dumps(payload), timeout_s=exec_timeout,
+                                output_bytes=REPORT_MAX + (1 << 20))
     except Exception as e:  # the sandbox itself failed: not the model's doing
         raise InfraError(f"sandbox failed: {type(e).__name__}: {e}") from e
     try:
-        report = json.loads(body)
-        got = report["phases"]
-        if report.get("version") != driver.VERSION or set(got) != {p["name"] for p in phases}:
-            raise ReportError("report does not match the request")
-        return got
-    except (ValueError, KeyError, TypeError, RecursionError) as e:
-        raise ReportError(f"malformed report: {type(e).__name__}") from None
+        # a report can be tens of megabytes: parsed off the event loop
+        return await asyncio.to_thread(_parse_report, res.stdout, nonce, {p["name"] for p in phases})
+    except ReportError as e:
+        raise ReportError(f"{e} (exit {res.returncode}, timed out {res.timed_out}, output truncated "
+                          f"{res.truncated}, OOM {res.oom_killed})") from None
 
 
 class GroundTruth:
@@ -155,57 +168,91 @@ class GroundTruth:
                 raise
             for name in missing:
                 raw, truth = computed[name]
-                await asyncio.to_thread(_store, cache_dir() / f"{keys[name]}.json.gz", raw)
+                if not truth.transient:
+                    await asyncio.to_thread(_store, cache_dir() / f"{keys[name]}.json.gz", raw)
+                else:  # this run only: the next one computes it again
+                    self._pending.pop(keys[name], None)
                 futures[keys[name]].set_result(truth)
                 out[name] = truth
         return out
 
-    async def _compute(self, sandbox: Any, code: str, entry_point: str, phases: dict[str, list],
-                       not_none: bool) -> dict[str, tuple[dict[str, Any], Truth]]:
-        request = [{"name": n, "inputs": [encode(x) for x in inputs], "limits": [TRUTH_INPUT_LIMIT_S] * len(inputs),
-                    "deadline_s": TRUTH_PHASE_LIMIT_S} for n, inputs in phases.items()]
-        t0 = time.perf_counter()
+    async def _run(self, sandbox: Any, code: str, entry_point: str, phases: dict[str, list],
+                   which: dict[str, list[int]]) -> dict[str, dict[int, list]]:
+        """The canonical solution on the inputs `which[phase]` in a fresh sandbox: index -> [status, value, time]."""
+        request = [{"name": n, "inputs": [encode(phases[n][i]) for i in idx], "limits": [TRUTH_INPUT_LIMIT_S] * len(idx),
+                    "deadline_s": TRUTH_PHASE_LIMIT_S} for n, idx in which.items() if idx]
+        if not request:
+            return {}
         try:
-            report = await run_driver(sandbox, code, entry_point, request, trusted=True)
+            report = await run_driver(sandbox, code, entry_point, request, trusted=True, fresh=True)
         except ReportError as e:
             raise InfraError(f"ground truth of {entry_point}: {e}") from None
-        result = {}
-        for name, inputs in phases.items():
+        got: dict[str, dict[int, list]] = {}
+        for name, idx in which.items():
+            if not idx:
+                continue
             ph = report[name]
             if not ph["ready"]:
                 raise InfraError(f"the canonical solution of {entry_point} does not load: {ph['error']}")
-            expected, times, skipped = {}, {}, {}
-            for status, value, elapsed, idx in ph["results"]:
+            got[name] = {idx[pos]: [status, value, elapsed] for status, value, elapsed, pos in ph["results"]}
+            for pos, i in enumerate(idx):
+                if i not in got[name]:
+                    got[name][i] = ["killed", ph.get("killed") or ph.get("error") or "no answer", 0.0]
+        return got
+
+    async def _compute(self, sandbox: Any, code: str, entry_point: str, phases: dict[str, list],
+                       not_none: bool) -> dict[str, tuple[dict[str, Any], Truth]]:
+        t0 = time.perf_counter()
+        got = await self._run(sandbox, code, entry_point, phases, {n: list(range(len(v))) for n, v in phases.items()})
+
+        def transient(status: str, value: Any) -> bool:
+            return status in TRANSIENT or (status == "error" and str(value).startswith("MemoryError"))
+
+        retry = {n: [i for i, (s, v, _) in got[n].items() if transient(s, v)] for n in phases}
+        if any(retry.values()):  # once more, in another fresh sandbox
+            for n, again in (await self._run(sandbox, code, entry_point, phases, retry)).items():
+                got[n].update(again)
+        result = {}
+        for name in phases:
+            expected, times, skipped, unfinished = {}, {}, {}, set()
+            for idx, (status, value, elapsed) in sorted(got[name].items()):
                 if status == "ok":
                     v = decode(value)
                     expected[idx] = v is not None if not_none else v
                     times[idx] = float(elapsed)
+                elif transient(status, value):
+                    unfinished.add(idx)
+                    skipped[idx] = (f"the canonical solution did not finish this input twice ({status}: {value}); "
+                                    f"not tested in this run, not cached")
                 else:
                     skipped[idx] = f"the canonical solution fails here in this sandbox: {status}: {value}"
-            for idx in range(len(inputs)):
-                if idx not in expected and idx not in skipped:
-                    skipped[idx] = f"the canonical solution did not finish ({ph.get('killed') or ph['error']})"
-            raw = {"expected": {i: encode(v, True) for i, v in expected.items()}, "times": times, "skipped": skipped,
+            raw = {"expected": {i: encode(v, True) for i, v in expected.items()}, "times": times,
+                   "skipped": {i: why for i, why in skipped.items() if i not in unfinished},
                    "computed_s": time.perf_counter() - t0}
-            result[name] = (raw, Truth(expected, times, skipped))
+            result[name] = (raw, Truth(expected, times, skipped, unfinished))
         return result
 
 
-def parse_phase(ph: dict[str, Any], n_inputs: int) -> PhaseRun:
+def parse_phase(ph: Any, n_inputs: int) -> PhaseRun:
     """Outputs in order up to the first input that did not return a value."""
     outputs: list[Any] = []
     if not isinstance(ph, dict) or not isinstance(ph.get("results"), list):
         raise ReportError("malformed phase")
+    tampered = bool(ph.get("tampered"))
     if not ph.get("ready"):
-        return PhaseRun([], f"the program does not load: {ph.get('error') or ph.get('killed') or 'no answer'}", None)
+        return PhaseRun([], f"the program does not load: {ph.get('error') or ph.get('killed') or 'no answer'}", None,
+                        tampered)
     for n, item in enumerate(ph["results"]):
         if not (isinstance(item, list) and len(item) == 4 and item[3] == n and n < n_inputs):
             raise ReportError("results out of order")
         status, value = item[0], item[1]
         if status != "ok":
-            return PhaseRun(outputs, f"{status}: {value}", n)
-        outputs.append(decode(value))
+            return PhaseRun(outputs, f"{status}: {value}", n, tampered)
+        try:
+            outputs.append(decode(value))
+        except Exception as e:  # a forged encoding (a zero denominator, an unknown tag): never a pass
+            raise ReportError(f"undecodable output for input #{n}: {type(e).__name__}") from None
     if len(outputs) < n_inputs:
         why = ph.get("killed") or ph.get("error") or "the test process ended early"
-        return PhaseRun(outputs, why if why != "input deadline" else "timeout", len(outputs))
-    return PhaseRun(outputs, None, None)
+        return PhaseRun(outputs, why if why != "input deadline" else "timeout", len(outputs), tampered)
+    return PhaseRun(outputs, None, None, tampered)

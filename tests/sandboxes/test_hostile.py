@@ -1,6 +1,7 @@
 """Model-written code is hostile until proven otherwise: each test here is an attack that must fail,
 run against every real backend (docker is skipped only when no daemon answers)."""
 import asyncio
+import os
 import socket
 import textwrap
 import time
@@ -272,3 +273,89 @@ async def test_symlink_planted_by_sandbox_does_not_expose_host(backend, h):
                 assert b"root:" not in data
         with pytest.raises(OSError):
             await sb.write_file("etcdir/evil", "x")
+
+
+# ---------------------------------------------------------------- what one sample can leave to the next
+
+POISON = r"""
+import ctypes, os, time
+libc = ctypes.CDLL(None, use_errno=True)
+libc.shmat.restype = ctypes.c_void_p
+for _ in range(2):  # System V shared memory: survives its processes
+    shmid = libc.shmget(0, 64 << 20, 0o1600)
+    ctypes.memset(libc.shmat(shmid, None, 0), 1, 64 << 20)
+libc.mq_open.restype = ctypes.c_int
+mq = libc.mq_open(b"/poison", os.O_CREAT | os.O_RDWR, 0o600, None)  # a POSIX message queue
+print("shm", open("/proc/sysvipc/shm").read().count("\n") - 1, "mq", mq >= 0, flush=True)
+if os.fork() == 0:  # a process that outlives the sample, in its own session
+    os.setsid()
+    if os.fork() == 0:
+        time.sleep(600)
+    os._exit(0)
+"""
+
+
+async def test_pooled_reset_removes_ipc_queues_and_processes(kind, make_backend):
+    """SysV segments, message queues and stray processes of one sample are gone before the next
+    sample gets the sandbox (or the sandbox is replaced)."""
+    backend = make_backend(pool_size=1)
+    async with backend.acquire() as sb1:
+        r = await sb1.exec(["python3", "-c", POISON], timeout_s=20)
+        assert r.stdout.split()[:2] == ["shm", "2"], r  # the poison was really planted
+    async with backend.acquire() as sb2:
+        r = await sb2.exec(["sh", "-c", "cat /proc/sysvipc/shm | wc -l; ls -A /dev/mqueue 2>/dev/null | wc -l; "
+                                        "for p in /proc/[0-9]*; do cat $p/cmdline 2>/dev/null | tr '\\0' ' '; echo; done"])
+        lines = r.stdout.splitlines()
+        assert lines[0] == "1" and lines[1] == "0", r.stdout  # only the header of /proc/sysvipc/shm
+        assert not any("sleep" in line and "infinity" not in line for line in lines[2:]) and \
+            not any("python3" in line for line in lines[2:]), r.stdout
+    if kind == "docker":
+        assert sb2 is sb1 and backend.last_reset == "clean"  # reset, not merely replaced
+
+
+async def test_docker_reset_shell_cannot_be_attached_by_the_sample_uid(kind, make_backend):
+    """The reset's shell is execute-only, so the kernel makes it non-dumpable: the sample's uid can
+    read neither its memory nor its file descriptors (the ways to forge what it reports)."""
+    if kind != "docker":
+        pytest.skip("docker only")
+    backend = make_backend(pool_size=1)
+    assert backend.info()["reset_attachable_by_sample"] is False
+    async with backend.acquire() as sb:
+        r = await sb.exec(["sh", "-c", f"{backend._reset_shell} -c 'sleep 5' & pid=$!; sleep 0.3; "
+                                       "ls /proc/$pid/fd >/dev/null 2>&1 && echo fd-open || echo fd-closed; "
+                                       "head -c1 /proc/$pid/mem >/dev/null 2>&1 && echo mem-open || echo mem-closed; "
+                                       "sleep 5 & p2=$!; ls /proc/$p2/fd >/dev/null 2>&1 && echo control-open"])
+    assert r.stdout.split() == ["fd-closed", "mem-closed", "control-open"], r  # the control proves the probe works
+
+
+async def test_read_file_refuses_fifos_and_oversized_files_without_hanging(backend):
+    async with backend.acquire() as sb:
+        r = await sb.exec(["sh", "-c", "mkfifo /work/report && head -c 3000 /dev/zero > /work/big && echo ok > /work/f"])
+        assert r.returncode == 0, r
+        for path in ("report", "big"):
+            with pytest.raises(OSError):
+                await asyncio.wait_for(sb.read_file(path, max_bytes=2000), 40)  # a hang fails the test
+        assert await sb.read_file("f") == b"ok\n"
+        assert await sb.read_file("big", max_bytes=3000) == b"\0" * 3000
+
+
+async def test_bwrap_dev_work_and_tmp_are_size_limited(kind, make_backend):
+    """bwrap's --dev would give each exec a tmpfs of half the host's RAM; /work and /tmp would be
+    unlimited host directories."""
+    if kind != "bwrap":
+        pytest.skip("bwrap only")
+    from harness.sandboxes import SandboxLimits
+
+    backend = make_backend(limits=SandboxLimits(timeout_s=20, memory_mb=512, disk_mb=32))
+    async with backend.acquire() as sb:
+        # files of 30 MB each (under RLIMIT_FSIZE): only the size of the file system can stop them
+        fill = "for n in 1 2 3 4; do head -c 30000000 /dev/zero > {d}/x$n; done; du -sb {d} | cut -f1; rm -f {d}/x*; "
+        r = await sb.exec(["sh", "-c", fill.format(d="/dev/shm") + fill.format(d="/work") +
+                           "i=0; while [ $i -lt 5000 ]; do echo -n > /tmp/f$i || break; i=$((i+1)); done; echo $i"])
+        shm, work, files = (int(x) for x in r.stdout.split()[:3])
+        assert 30_000_000 <= shm <= 64 << 20, r  # the bomb ran; /dev is memory_mb // 8
+        if os.geteuid() == 0:
+            assert 30_000_000 <= work <= 32 << 20 and 4000 <= files < 5000, r  # disk_mb; the inode cap
+            assert "disk_mb" not in " ".join(backend.info()["not_enforced"])
+        else:
+            assert work <= 32 << 20  # RLIMIT_FSIZE only

@@ -116,10 +116,23 @@ async def test_set_oracle_accepts_any_order_and_timeouts_fail_on_their_input(bac
 
 
 # ---------------------------------------------------------------- hostile programs
-# Each defines the entry point of HumanEval/13 and tries its attack; where the attack could tell
-# whether it worked, it answers correctly only then, so a pass would mean the attack got through.
+# Each defines the entry point of HumanEval/13 and makes its attack when the function is called
+# (top-level statements the entry point does not need are dropped by the sanitizer and would never
+# run). Each leaves evidence that it ran: an attack that can tell it was stopped returns
+# "blocked:<why>" (a wrong answer the test then finds as the output that came back); one that would
+# have worked answers correctly, so a pass means it got through; one that ends the test process
+# shows as the failure only it can cause. `EVIDENCE[attack]` is (error category, text that must
+# appear in the verdict).
 
 GCD = "import math\n"
+BLOCKED = "blocked:"
+
+
+def _attack(body: str) -> str:
+    """A function whose body makes the attack; a blocked attack returns what stopped it."""
+    indented = "".join(f"        {line}\n" for line in body.strip("\n").splitlines())
+    return (f"def greatest_common_divisor(a, b):\n    try:\n{indented}    except BaseException as e:\n"
+            f"        return {BLOCKED!r} + type(e).__name__\n    return math.gcd(a, b)\n")
 
 
 def _hostile(host_file, port):
@@ -131,51 +144,92 @@ def _hostile(host_file, port):
         "infinite_loop": "def greatest_common_divisor(a, b):\n    while True:\n        pass\n",
         "sleep_past_limit": "def greatest_common_divisor(a, b):\n    import time\n    time.sleep(3600)\n"
                             "    return math.gcd(a, b)\n",
-        "output_flood": "def greatest_common_divisor(a, b):\n    import posix\n    for fd in (1, 2):\n"
-                        "        try:\n            out = posix.open(f'/proc/{posix.getppid()}/fd/{fd}', posix.O_WRONLY)\n"
-                        "            for _ in range(5000):\n                posix.write(out, b'x' * (1 << 20))\n"
-                        "        except OSError:\n            pass\n    print('y' * (1 << 30))\n    return -1\n",
-        "socket_outside": "def greatest_common_divisor(a, b):\n    import socket\n    socket.create_connection("
-                          "('1.1.1.1', 53), timeout=2).close()\n    return math.gcd(a, b)\n",
-        "socket_loopback": f"def greatest_common_divisor(a, b):\n    import socket\n    socket.create_connection("
-                           f"('127.0.0.1', {port}), timeout=2).close()\n    return math.gcd(a, b)\n",
-        "read_host_file": f"def greatest_common_divisor(a, b):\n    import posix\n    fd = posix.open({str(host_file)!r}, "
-                          f"posix.O_RDONLY)\n    data = posix.read(fd, 100)\n    return math.gcd(a, b) if data else -1\n",
-        "read_etc_shadow": "def greatest_common_divisor(a, b):\n    import posix\n    fd = posix.open('/etc/shadow', "
-                           "posix.O_RDONLY)\n    return math.gcd(a, b) if posix.read(fd, 10) else -1\n",
+        # the driver's stdout and stdin (where the nonce and the report live) through /proc
+        "write_driver_stdout": _attack("import posix\nfd = posix.open(f'/proc/{posix.getppid()}/fd/1', posix.O_WRONLY)\n"
+                                       "posix.write(fd, b'x' * (1 << 20))"),
+        "read_driver_stdin": _attack("import posix\nfd = posix.open(f'/proc/{posix.getppid()}/fd/0', posix.O_RDONLY)\n"
+                                     "posix.read(fd, 1)"),
+        # the driver's memory: where a forked child would find the nonce and the report it prints
+        "patch_driver_memory": _attack("import posix\nfd = posix.open(f'/proc/{posix.getppid()}/mem', posix.O_RDWR)"),
+        "ptrace_driver": _attack("import ctypes, posix\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+                                 "if libc.ptrace(16, posix.getppid(), 0, 0) != 0:\n"
+                                 "    raise PermissionError(ctypes.get_errno())"),
+        "find_the_nonce": _attack("import sys, gc\n"
+                                  "seen = [o for o in gc.get_objects() if isinstance(o, dict) and 'nonce' in o]\n"
+                                  "fr = sys._getframe()\nwhile fr is not None:\n"
+                                  "    seen += [v for v in fr.f_locals.values() if isinstance(v, dict) and 'nonce' in v]\n"
+                                  "    fr = fr.f_back\n"
+                                  "if not seen:\n    raise LookupError('no nonce')"),
+        "flood_result_pipe": "def greatest_common_divisor(a, b):\n    import posix\n"
+                             "    for fd in sorted(int(f) for f in posix.listdir('/proc/self/fd')):\n"
+                             "        if fd > 2:\n            try:\n"
+                             "                for _ in range(100):\n                    posix.write(fd, b'x' * (1 << 20))\n"
+                             "            except OSError:\n                pass\n    return -1\n",
+        "forge_result_lines": "def greatest_common_divisor(a, b):\n    import posix, json\n"
+                              "    for fd in sorted(int(f) for f in posix.listdir('/proc/self/fd')):\n"
+                              "        if fd > 2:\n            try:\n"
+                              "                posix.write(fd, b''.join(json.dumps([i, 'ok', 1, 0.0]).encode() + b'\\n' "
+                              "for i in range(0, 9)))\n"
+                              "            except OSError:\n                pass\n    return -1\n",
+        "socket_outside": _attack("import socket\nsocket.create_connection(('1.1.1.1', 53), timeout=2).close()"),
+        "socket_loopback": _attack(f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=2).close()"),
+        "read_host_file": _attack(f"import posix\nfd = posix.open({str(host_file)!r}, posix.O_RDONLY)\n"
+                                  f"assert posix.read(fd, 100)"),
+        "read_etc_shadow": _attack("import posix\nfd = posix.open('/etc/shadow', posix.O_RDONLY)\nassert posix.read(fd, 10)"),
         # the harness's checkout and home: answers right only if it sees what is there on the host
-        "list_repo_and_home": f"def greatest_common_divisor(a, b):\n    import posix\n"
-                              f"    seen = set(posix.listdir({str(REPO)!r})) | set(posix.listdir({str(Path.home())!r}))\n"
-                              f"    return math.gcd(a, b) if 'pyproject.toml' in seen or {HOME_ENTRY!r} in seen else -1\n",
-        "write_outside": f"def greatest_common_divisor(a, b):\n    import posix\n    for p in ({str(host_file)!r}, "
-                         f"{str(host_file.parent / 'planted')!r}):\n        fd = posix.open(p, posix.O_WRONLY | posix.O_CREAT | "
-                         f"posix.O_TRUNC)\n        posix.write(fd, b'owned')\n    return math.gcd(a, b)\n",
-        "kill_parent": "import posix\nposix.kill(posix.getppid(), 9)\ndef greatest_common_divisor(a, b):\n    return -1\n",
-        "exit0_before_tests": "exit(0)\ndef greatest_common_divisor(a, b):\n    return -1\n",
-        "os_exit0_before_tests": "import posix\nposix._exit(0)\ndef greatest_common_divisor(a, b):\n    return -1\n",
-        "sys_exit_before_tests": "import sys\nsys.exit(0)\ndef greatest_common_divisor(a, b):\n    return -1\n",
+        "list_repo_and_home": _attack(f"import posix\nseen = set(posix.listdir({str(REPO)!r})) | "
+                                      f"set(posix.listdir({str(Path.home())!r}))\n"
+                                      f"assert 'pyproject.toml' in seen or {HOME_ENTRY!r} in seen"),
+        "write_outside": _attack(f"import posix\nfor p in ({str(host_file)!r}, {str(host_file.parent / 'planted')!r}):\n"
+                                 f"    fd = posix.open(p, posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC)\n"
+                                 f"    posix.write(fd, b'owned')"),
+        "env_secret": _attack(f"import os\nassert {SECRET!r} in str(os.environ)"),
+        "kill_parent": "def greatest_common_divisor(a, b):\n    import posix\n    posix.kill(posix.getppid(), 9)\n"
+                       "    return -1\n",
+        "os_exit0_in_function": "def greatest_common_divisor(a, b):\n    import posix\n    posix._exit(0)\n",
         "systemexit_in_function": "def greatest_common_divisor(a, b):\n    raise SystemExit(0)\n",
+        # code the entry point needs runs when the program loads: exit there, before any test
+        "os_exit0_at_load": "import posix\n_READY = posix._exit(0)\ndef greatest_common_divisor(a, b):\n"
+                            "    return _READY or -1\n",
         "always_equal_result": "class Eq:\n    def __eq__(self, other):\n        return True\n    __ne__ = lambda s, o: False\n"
                                "def greatest_common_divisor(a, b):\n    return Eq()\n",
-        "patch_builtins_and_runner": "import builtins, json, sys\nbuiltins.isinstance = lambda *a: True\n"
-                                     "json.dumps = lambda *a, **k: '[0, \"ok\", 0, 0.0]'\n"
-                                     "m = sys.modules['__main__']\nm.encode = lambda v, _depth=0: 0\n"
-                                     "def greatest_common_divisor(a, b):\n    return -1\n",
-        "env_secret": "def greatest_common_divisor(a, b):\n    import os\n"
-                      f"    return math.gcd(a, b) if {SECRET!r} in str(os.environ) else repr(dict(os.environ))\n",
+        # the test process's own encoder: every line it sends after this is the same forged one
+        "patch_builtins_and_runner": "def greatest_common_divisor(a, b):\n    import builtins, json, sys\n"
+                                     "    builtins.isinstance = lambda *a: True\n"
+                                     "    json.dumps = lambda *a, **k: '[0, \"ok\", 0, 0.0]'\n"
+                                     "    sys.modules['__main__'].encode = lambda v, *a: 0\n    return -1\n",
     }
 
 
-FORGE = ("import sys, json, math, posix\n"
-         "fr = sys._getframe()\n"
-         "while fr is not None and 'payload' not in fr.f_locals:\n    fr = fr.f_back\n"
-         "payload = fr.f_locals['payload']\n"
-         "phases = {p['name']: {'ready': True, 'error': None, 'results': [['ok', math.gcd(*a), 0.0, i] "
-         "for i, a in enumerate(p['inputs'])]} for p in payload['phases']}\n"
-         "line = payload['nonce'] + ' inline ' + json.dumps({'version': '2', 'phases': phases}) + '\\n'\n"
-         "out = posix.open(f'/proc/{posix.getppid()}/fd/1', posix.O_WRONLY)\n"
-         "posix.write(out, line.encode())\n"
-         "def greatest_common_divisor(a, b):\n    return -1\n")
+EVIDENCE = {  # attack -> (error category, text in the verdict that only the attack can cause), or a list of such
+    "fork_bomb": ("timeout", "timeout"),
+    # the cgroup (Docker) may slow the allocations past the time limit before RLIMIT_AS stops them
+    "memory_bomb": [("runtime_error", "MemoryError"), ("runtime_error", "ended early"), ("timeout", "Timed out")],
+    "infinite_loop": ("timeout", "timeout"),
+    "sleep_past_limit": ("timeout", "timeout"),
+    "write_driver_stdout": ("wrong_output", BLOCKED + "PermissionError"),
+    "read_driver_stdin": ("wrong_output", BLOCKED + "PermissionError"),
+    "patch_driver_memory": ("wrong_output", BLOCKED + "PermissionError"),
+    "ptrace_driver": ("wrong_output", BLOCKED + "PermissionError"),
+    "find_the_nonce": ("wrong_output", BLOCKED + "LookupError"),
+    "flood_result_pipe": ("invalid_report", "more than"),
+    # lines in the test process's own format reach the driver as that process's outputs (so forging
+    # them is only another way to answer); these answers are wrong, and the function's own -1 never counts
+    "forge_result_lines": ("wrong_output", '"got": "1"'),
+    "socket_outside": ("wrong_output", BLOCKED + "OSError"),
+    "socket_loopback": ("wrong_output", BLOCKED),
+    "read_host_file": ("wrong_output", BLOCKED),
+    "read_etc_shadow": ("wrong_output", BLOCKED),
+    "list_repo_and_home": ("wrong_output", BLOCKED),
+    "write_outside": ("wrong_output", BLOCKED),
+    "env_secret": ("wrong_output", BLOCKED + "AssertionError"),
+    "kill_parent": ("invalid_report", "0 report frames"),
+    "os_exit0_in_function": ("runtime_error", "ended early"),
+    "systemexit_in_function": ("runtime_error", "SystemExit"),
+    "os_exit0_at_load": ("load_error", "ended early"),
+    "always_equal_result": ("wrong_output", "Eq object"),
+    "patch_builtins_and_runner": ("invalid_report", "malformed or out-of-order"),
+}
 
 
 @pytest.fixture
@@ -201,7 +255,11 @@ def loopback_server():
     srv.close()
 
 
-ATTACKS = sorted(_hostile(Path("/x"), 1)) + ["forged_report_with_right_answers"]
+ATTACKS = sorted(_hostile(Path("/x"), 1))
+
+
+def test_every_attack_names_its_evidence():
+    assert set(EVIDENCE) == set(ATTACKS)
 
 
 @pytest.mark.parametrize("attack", ATTACKS)
@@ -209,13 +267,17 @@ async def test_hostile_solution_never_passes(backend, attack, tmp_path, loopback
     port, hits = loopback_server
     host_file = tmp_path / "harness.db"
     host_file.write_text(f"secret {SECRET}")
-    code = FORGE if attack == "forged_report_with_right_answers" else GCD + _hostile(host_file, port)[attack]
+    code = GCD + _hostile(host_file, port)[attack]
     task = get_task("evalplus/humaneval").build(args={"min_time_limit": 1.0, "timeout_per_task": 4.0})
     samples = _samples(task)
     score = await _score(task, samples["HumanEval/13"], f"```python\n{code}\n```", backend)
     assert score.value == 0.0 and score.values == {"base": 0.0}, score.explanation
-    assert score.error_category is not None
-    assert SECRET not in json.dumps(score.metadata) + (score.explanation or "")
+    # the attack ran: it left the evidence only it can leave
+    verdict = json.dumps(score.metadata) + (score.explanation or "")
+    expected = EVIDENCE[attack] if isinstance(EVIDENCE[attack], list) else [EVIDENCE[attack]]
+    assert any(score.error_category == category and evidence in verdict for category, evidence in expected), \
+        (score.error_category, verdict)
+    assert SECRET not in verdict
     # the host is untouched
     assert host_file.read_text() == f"secret {SECRET}"
     assert not (tmp_path / "planted").exists()
@@ -224,3 +286,66 @@ async def test_hostile_solution_never_passes(backend, attack, tmp_path, loopback
     good = await _score(task, samples["HumanEval/13"], f"```python\n{GCD}def greatest_common_divisor(a, b):\n"
                                                         "    return math.gcd(a, b)\n```", backend)
     assert good.value == 1.0, good.explanation
+
+
+# ---------------------------------------------------------------- ground truth and fidelity
+
+class _Recording:
+    """A backend that records how each sandbox was asked for."""
+
+    def __init__(self, backend):
+        self.backend, self.fresh = backend, []
+
+    def acquire(self, *, fresh: bool = False):
+        self.fresh.append(fresh)
+        return self.backend.acquire(fresh=fresh)
+
+
+async def test_ground_truth_runs_fresh_goes_past_slow_inputs_and_never_caches_them(backend, monkeypatch, tmp_path):
+    from harness.tasks.evalplus import execution
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(execution, "TRUTH_INPUT_LIMIT_S", 0.5)
+    # hand-written canonical solution: input 1 never finishes in time, input 3 raises
+    code = ("import time\ndef f(x):\n    if x == 1:\n        time.sleep(30)\n    if x == 3:\n"
+            "        raise ValueError('no')\n    return x * 2\n")
+    rec = _Recording(backend)
+    truth = (await execution.GroundTruth("humaneval").get(rec, code, "f", {"base": [[0], [1], [2], [3], [4]]}))["base"]
+    assert truth.expected == {0: 0, 2: 4, 4: 8}  # the inputs after the slow one were still run
+    assert set(truth.skipped) == {1, 3} and truth.transient == {1}
+    assert "not cached" in truth.skipped[1] and "ValueError" in truth.skipped[3]
+    assert rec.fresh == [True, True]  # computed where no candidate ran, and retried once
+    assert not list(execution.cache_dir().glob("*.json.gz"))  # a slow input decides no later run
+    # without the slow input the same problem is cached, its deterministic failure with it
+    fast = code.replace("time.sleep(30)", "pass")
+    first = (await execution.GroundTruth("humaneval").get(rec, fast, "f", {"base": [[0], [1], [3]]}))["base"]
+    again = (await execution.GroundTruth("humaneval").get(rec, fast, "f", {"base": [[0], [1], [3]]}))["base"]
+    assert first.expected == again.expected == {0: 0, 1: 2} and set(again.skipped) == {2}
+    assert len(rec.fresh) == 3  # the second read came from the cache
+
+
+async def test_candidate_code_compiles_as_python_runs_a_file(backend):
+    """The driver's own `from __future__ import annotations` must not reach the candidate: an annotation
+    naming `List` without importing it fails when the function is defined, as in Python and evalplus."""
+    task = get_task("evalplus/humaneval_plus").build()
+    sample = _samples(task)["HumanEval/1"]
+    without_import = sample.target.replace("from typing import List\n", "")
+    assert "List[" in without_import and "import List" not in without_import
+    score = await _score(task, sample, f"```python\n{without_import}\n```", backend)
+    assert score.value == 0.0 and score.error_category == "load_error" and "NameError" in score.explanation
+    with_import = await _score(task, sample, f"```python\n{sample.target}\n```", backend)
+    assert with_import.value == 1.0, with_import.explanation
+
+
+@pytest.mark.parametrize("wrap", ["collections.UserList({})", "type('Groups', (collections.UserList,), {{}})({})",
+                                  "collections.deque({})"], ids=["UserList", "UserList_subclass", "deque"])
+async def test_standard_library_return_types_compare_as_equality_does(backend, wrap):
+    """A UserList of the right strings equals the expected list (evalplus compares with ==); a deque
+    does not equal a list, so it fails there and here."""
+    task = get_task("evalplus/humaneval_plus").build()
+    sample = _samples(task)["HumanEval/1"]
+    code = (sample.target.replace("def separate_paren_groups", "def _groups") +
+            "\nimport collections\ndef separate_paren_groups(paren_string):\n"
+            f"    return {wrap.format('_groups(paren_string)')}\n")
+    score = await _score(task, sample, f"```python\n{code}\n```", backend)
+    assert score.value == (0.0 if "deque" in wrap else 1.0), score.explanation
