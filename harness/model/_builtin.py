@@ -6,7 +6,7 @@ import asyncio
 import json
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple
 
 from harness._registry import UsageError
 from harness._types import InfraError, Message, ModelCall, ModelOutput, Sample
@@ -46,62 +46,120 @@ class ReferenceModel(_Offline):
         return self._output(task.reference_response(sample), messages, config, kind)
 
 
-ReplayRow = tuple[str, "int | None", str]  # sample id, epoch (None: the next one), response
+class ReplayRow(NamedTuple):
+    """One response of a replay file. `format` says what the text is, for the task's scorer: "response"
+    (what a model answered, the generic format) or a name a suite's reader gives its own upstream
+    formats (EvalPlus: "solution", a whole program; "completion", a continuation of the prompt)."""
+
+    sample_id: str
+    epoch: int | None  # None: the next epoch this sample has no response for, in file order
+    response: str
+    format: str = "response"
+    line: int | None = None  # where in the file, for messages and the trace
+
+
+def replay_format(output: ModelOutput | None) -> str:
+    """The `format` of the replay row that answered (ReplayModel records it on the call), else
+    "response": what every other model gives."""
+    raw = output.call.raw if output is not None else None
+    replay = raw.get("replay") if isinstance(raw, dict) else None
+    return replay.get("format", "response") if isinstance(replay, dict) else "response"
+
+
+def _generic_row(row: dict[str, Any]) -> ReplayRow:
+    sid, epoch, response = row.get("sample_id"), row.get("epoch"), row.get("response")
+    if not isinstance(sid, (str, int)) or isinstance(sid, bool):
+        raise ValueError(f"sample_id must be a string or an integer, not {json.dumps(sid)[:40]}")
+    if epoch is not None and (not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0):
+        raise ValueError(f"epoch must be an integer >= 0, not {json.dumps(epoch)[:40]}")
+    if "response" not in row:
+        raise ValueError('no "response"')
+    if not isinstance(response, str):
+        raise ValueError(f"response must be a string, not {type(response).__name__}")
+    return ReplayRow(str(sid), epoch, response)
 
 
 def read_replay_jsonl(path: Path, upstream: Callable[[dict[str, Any]], ReplayRow] | None = None,
                       expected: str = '{"sample_id": ..., "response": ...}') -> Iterator[ReplayRow]:
     """The generic replay format, JSON Lines of {"sample_id", "response"[, "epoch"]}; rows without a
-    sample_id go to `upstream`, a suite's reader for its own upstream format."""
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
+    sample_id go to `upstream`, a suite's reader for its own upstream format, which raises ValueError
+    (or KeyError, TypeError) for a row it cannot read. A bad line is a UsageError naming file and line."""
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
             try:
+                line = raw.decode("utf-8")
+                if not line.strip():
+                    continue
                 row = json.loads(line)
-                if upstream is None or "sample_id" in row:
-                    yield str(row["sample_id"]), row.get("epoch"), row["response"]
-                else:
-                    yield upstream(row)
-            except (json.JSONDecodeError, KeyError, TypeError) as e:
-                raise UsageError(f"{path}:{lineno}: not a replay record ({type(e).__name__}: {e}); "
-                                 f"expected {expected}") from None
+                if not isinstance(row, dict):
+                    raise ValueError(f"a JSON {type(row).__name__}, not an object")
+                got = _generic_row(row) if upstream is None or "sample_id" in row else ReplayRow(*upstream(row))
+            except (ValueError, KeyError, TypeError) as e:  # JSONDecodeError, UnicodeDecodeError are ValueErrors
+                why = f"no {e}" if isinstance(e, KeyError) else str(e)
+                raise UsageError(f"{path}:{lineno}: not a replay record ({why}); expected {expected}") from None
+            yield got._replace(line=lineno)
 
 
 class ReplayModel(_Offline):
     """Scores responses generated elsewhere. A task may read its upstream formats too
-    (Task.read_replay); the generic JSON Lines format works for every task."""
+    (Task.read_replay); the generic JSON Lines format works for every task. The runner calls
+    `prepare(task)` before the run exists, so a bad or ambiguous file fails up front."""
 
     def __init__(self, path: str):
         self.path = Path(path).expanduser()
         if not self.path.is_file():
             raise UsageError(f"replay file {path!r} does not exist")
         self.name = f"replay:{self.path.name}"
-        self._responses: dict[str, dict[str, dict[int, str]]] = {}
+        self._responses: dict[str, dict[str, dict[int, ReplayRow]]] = {}
 
     def info(self) -> dict[str, Any]:
         from harness._dataset import content_hash
 
         return {"endpoint": None, "replay_file": str(self.path.resolve()), "sha256": content_hash(self.path)}
 
-    def _table(self, task: "Task") -> dict[str, dict[int, str]]:
-        """sample id -> epoch -> response; rows without an epoch fill epochs 0, 1, ... in file order,
-        so n responses per problem (EvalPlus samples for pass@k) replay as n epochs."""
-        if task.name not in self._responses:
-            table: dict[str, dict[int, str]] = {}
-            for sid, epoch, resp in (task.read_replay or read_replay_jsonl)(self.path):
-                by_epoch = table.setdefault(sid, {})
-                by_epoch[len(by_epoch) if epoch is None else int(epoch)] = resp
-            self._responses[task.name] = table
-        return self._responses[task.name]
+    def prepare(self, task: "Task") -> None:
+        """Read the file for this task: sample id -> epoch -> row. Rows without an epoch take the lowest
+        epoch their sample has no row for yet, in file order, so n responses per problem (EvalPlus
+        samples for pass@k) replay as n epochs; two rows for one (sample, epoch) are refused."""
+        if task.name in self._responses:
+            return
+        table: dict[str, dict[int, ReplayRow]] = {}
+        duplicates = []
+        try:
+            for n, got in enumerate((task.read_replay or read_replay_jsonl)(self.path), 1):
+                row = ReplayRow(*got)
+                if row.line is None:  # a reader of a format without lines: the record's place in the file
+                    row = row._replace(line=n)
+                by_epoch = table.setdefault(row.sample_id, {})
+                epoch = row.epoch
+                if epoch is None:
+                    epoch = next(e for e in range(len(by_epoch) + 1) if e not in by_epoch)
+                if epoch in by_epoch:
+                    duplicates.append(f"{row.sample_id!r} epoch {epoch} (lines {by_epoch[epoch].line} "
+                                      f"and {row.line})")
+                    continue
+                by_epoch[epoch] = row
+        except UsageError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            raise UsageError(f"{self.path}: not a replay file for {task.name} ({type(e).__name__}: {e})") from None
+        if duplicates:
+            more = f" and {len(duplicates) - 3} more" if len(duplicates) > 3 else ""
+            raise UsageError(f"{self.path}: {len(duplicates)} duplicate row{'s' if len(duplicates) > 1 else ''} for a "
+                             f"(sample, epoch) that already has a response: {', '.join(duplicates[:3])}{more}; "
+                             f"keep one row per sample and epoch")
+        self._responses[task.name] = table
 
     async def generate(self, messages, config, *, sample=None, task=None, epoch=0, kind="model") -> ModelOutput:
         if sample is None or task is None:
             raise InfraError("the replay model answers only benchmark samples")
-        text = self._table(task).get(sample.id, {}).get(epoch)
-        if text is None:
+        self.prepare(task)
+        row = self._responses[task.name].get(sample.id, {}).get(epoch)
+        if row is None:
             raise InfraError(f"no response for sample {sample.id} (epoch {epoch}) in {self.path.name}")
-        return self._output(text, messages, config, kind)
+        out = self._output(row.response, messages, config, kind)
+        out.call.raw = {"replay": {"file": self.path.name, "line": row.line, "format": row.format}}
+        return out
 
 
 class MockModel(_Offline):

@@ -7,7 +7,20 @@ Evaluation as the official `evalplus.evaluate` (evalplus 0.3.1) does it:
   benchmarks' tests as inputs); `..._plus` adds the extra inputs (the "+" figures: base and plus pass).
 - Prompts: chat models get EvalPlus's instruction and the problem in a code block; the `completion`
   variant (base models) continues the stripped prompt and is cut at the official stop strings.
-- Programs: extracted from the response as upstream's sanitizer does (extract.py).
+- Programs: a replayed EvalPlus sample is tested verbatim, as `evalplus.evaluate` does: a
+  `solution` as given, a `completion` after the problem's prompt (no sanitizing; the format travels
+  from the replay row with the response). A chat response (also a replayed {sample_id, response}
+  row) is reduced to a program as upstream's sanitizer (evalplus/sanitize.py) does (extract.py):
+  the code block (or longest parsing run), its imports, and what the entry point reaches. Where
+  upstream's program is not what Python runs, ours follows Python (extract.py lists each case):
+  helpers that only `yield` or return nothing are kept; of two definitions of a name the last one
+  is kept; annotated, multi-target, tuple and augmented assignments, item assignments and method
+  calls on module-level objects, and module-level if/for/while/try/with blocks are kept when the
+  entry point needs what they bind or change; dependencies are free names (a parameter `n` does not
+  pull in `n = int(input())`). As upstream: imports come first, prints, asserts, example calls and
+  `if __name__ == "__main__":` blocks are dropped (also a trailing `input()` that would crash), and
+  a statement the entry point needs that crashes on load still crashes. The search for a parsing
+  run without fences is bounded (linear in the response's lines; upstream's is cubic).
 - Expected outputs: the canonical solution run on every input, in the sandbox, cached per content
   hash (execution.py). MBPP+ inputs get upstream's per-task types (oracle.py).
 - Verdicts: every input of a phase must match (oracle.py: `==`, the float tolerance `atol`, at least
@@ -17,6 +30,19 @@ Evaluation as the official `evalplus.evaluate` (evalplus 0.3.1) does it:
 - Metrics: pass@k with the unbiased estimator for every k up to the epochs run (`--epochs n`).
   `replay:PATH` reads EvalPlus sample files ({task_id, solution} or {task_id, completion}).
 
+Execution (driver.py, execution.py): the candidate runs in a fresh interpreter per phase that never
+sees the driver's memory, stdout or report nonce, compiled as Python compiles a file; its outputs
+come back as plain data and the verdict is computed here. Standard-library values whose `==` is
+structural (ChainMap, UserList, UserString, MappingProxyType, dict_keys/items views, deque, range,
+Fraction, Decimal, dates, arrays) travel as data that compares as `==` does; objects of other
+classes equal nothing. The ground truth runs in a fresh sandbox, goes on past an input it cannot
+finish, retries such inputs once, and never caches them; every input left out is named in each
+Score and counted at the end of the run.
+
+What a program can cause is the model's failure (scored 0 with a category): a missing, forged or
+malformed report (`invalid_report`), a program that kills its test process or the driver. Only a
+sandbox that itself fails is an infrastructure error.
+
 Known differences: upstream's default per-input floor is 1 s in evalplus 0.3.1 (`--min-time-limit`);
 the issue tracker and the EvalPlus paper use 4 s, the default here (-T min_time_limit=1 for 0.3.1's).
 Memory is the sandbox's limit (upstream: 4 GiB); an input on which the canonical solution itself
@@ -24,9 +50,21 @@ cannot run in the sandbox is left out and reported in every Score of that proble
 hub datasets (evalplus/humanevalplus, evalplus/mbppplus) hold only the "OriginFmt" test code
 (deduplicated base+plus inputs with results), which cannot give the base verdict; they are not
 a source here: use the release files with --data.
+
+Known upstream bugs, where the verdicts here are kept and differ from evalplus 0.3.1's:
+- HumanEval/32 (`find_zero`): upstream's special-oracle loop `continue`s past its progress counter,
+  so every program fails HumanEval/32 there, the canonical solution included; here the oracle
+  (|poly(xs, out)| <= atol) decides.
+- Mbpp/392 fails there only after Mbpp/255's 1.66M-tuple expected output has grown upstream's
+  worker past its 4 GiB limit (one worker process checks many problems); here every problem runs in
+  its own process.
+- A program whose annotations name something it never imported (`List` without `from typing import
+  List`) fails in Python and in evalplus; an earlier version of this harness passed it (the driver's
+  `from __future__ import annotations` leaked into the candidate's compile). Fixed.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any, Iterator
@@ -34,6 +72,7 @@ from typing import Any, Iterator
 from harness import Dataset, InfraError, Sample, Score, Task, TaskState, generate, task
 from harness.scoring import PassAtK
 from harness.model import read_replay_jsonl
+from harness.model._builtin import ReplayRow, replay_format
 from harness.tasks.evalplus import prompts
 from harness.tasks.evalplus.driver import encode
 from harness.tasks.evalplus.execution import GroundTruth, ReportError, parse_phase, run_driver
@@ -65,8 +104,17 @@ def _problem_samples(completion: bool):
 
 
 def _repr(value: Any, limit: int = 300) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"
+    """A bounded repr: reprlib never builds the whole text of a huge wrong output before cutting it."""
+    import reprlib
+
+    r = reprlib.Repr()
+    r.maxlevel, r.maxlist, r.maxtuple, r.maxset, r.maxdict, r.maxstring, r.maxother = 6, 20, 20, 20, 20, limit, limit
+    r.maxlong = limit
+    try:
+        text = r.repr(value)
+    except Exception as e:  # a repr that raises (a hostile or broken object) must not fail the scorer
+        text = f"<unrepresentable {type(value).__name__}: {type(e).__name__}>"
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 class EvalPlusScorer:
@@ -76,8 +124,15 @@ class EvalPlusScorer:
         self.min_time_limit, self.factor, self.timeout_per_task = min_time_limit, gt_time_limit_factor, timeout_per_task
         self.truth = GroundTruth(dataset)
 
-    def solution(self, response: str, problem: dict[str, Any]) -> str:
+    def solution(self, response: str, problem: dict[str, Any], fmt: str = "response") -> str:
+        """The program to test. A replayed EvalPlus sample is run verbatim, as `evalplus.evaluate` runs
+        it: a `solution` as given, a `completion` after the problem's prompt. What a model answered
+        (fmt "response") is extracted and sanitized (extract.py)."""
         ep = problem["entry_point"]
+        if fmt == "solution":
+            return response
+        if fmt == "completion":
+            return problem["prompt"] + response
         if self.completion:
             stops = prompts.stop_strings(self.dataset)
             return sanitize(prompts.task_prompt(problem["prompt"]) + prompts.truncate(response, stops), ep)
@@ -92,7 +147,7 @@ class EvalPlusScorer:
             raise InfraError("EvalPlus runs model-written code: it needs a sandbox")
         problem = json.loads(state.sample.files["problem.json"])
         ep, atol = problem["entry_point"], problem["atol"]
-        code = self.solution(state.completion, problem)
+        code = await asyncio.to_thread(self.solution, state.completion, problem, replay_format(state.output))
         inputs = {p: self.inputs(problem, p) for p in self.phases}
         truth = await self.truth.get(ctx.sandbox, problem["prompt"] + problem["canonical_solution"], ep, inputs)
 
@@ -114,16 +169,22 @@ class EvalPlusScorer:
             verdicts = {p: {"status": "fail", "error": "no code in the response"} for p in self.phases}
             category = "no_code"
         except (ReportError, ValueError, KeyError, TypeError, RecursionError) as e:
-            # the program tampered with the driver or its output: never a pass
+            # Only the program under test can make the report missing, forged or malformed (the
+            # driver that writes it is out of its reach): the model's failure, never a pass, never
+            # an infrastructure error. A sandbox that itself fails raises InfraError above instead.
             verdicts = {p: {"status": "fail", "error": f"invalid test report: {e}"} for p in self.phases}
             category = "invalid_report"
+        untested = 0
         for p in self.phases:
             if truth[p].skipped:
                 verdicts[p]["skipped_inputs"] = {str(i): why for i, why in truth[p].skipped.items()}
+                untested += len(truth[p].skipped)
         base = verdicts["base"]["status"] == "pass"
         values = {"base": float(base)}
         if "plus" in self.phases:
             values["plus"] = float(base and verdicts["plus"]["status"] == "pass")
+        if untested:
+            values["untested_inputs"] = float(untested)
         value = values["plus"] if "plus" in values else values["base"]
         if not value and category is None:
             category = next(v["category"] for v in verdicts.values() if v["status"] != "pass")
@@ -135,6 +196,8 @@ class EvalPlusScorer:
 
     def _verdict(self, phase: str, raw: Any, inputs: list, tested: list[int], truth, ep: str, atol) -> dict[str, Any]:
         run = parse_phase(raw, len(tested))
+        if run.tampered:
+            raise ReportError(run.error or "the test process was tampered with")
         expected = [truth.expected[i] for i in tested]
         bad = first_failure(self.dataset, ep, [inputs[i] for i in tested], run.outputs, expected, atol)
         if bad is None:
@@ -154,17 +217,45 @@ class _NoCode(Exception):
     pass
 
 
-def _evalplus_row(row: dict) -> tuple[str, None, str]:
-    text = row["solution"] if "solution" in row else row["completion"]
-    if not isinstance(text, str):
-        raise TypeError("solution/completion must be a string")
-    return str(row["task_id"]), None, text
+def _untested_summary(task: Task, facts: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
+    """Every input left out of the tests, said at the end of the run: such an input cannot fail anyone."""
+    hit = [r for r in rows if (r.get("scores") or {}).get("untested_inputs")]
+    if not hit:
+        return []
+    total = sum(int(r["scores"]["untested_inputs"]) for r in hit)
+    problems = sorted({r["sample_id"] for r in hit})
+    return [f"{total} test inputs of {len(problems)} problems were not tested: the canonical solution did not "
+            f"run them in this sandbox ({', '.join(problems[:10])}{', ...' if len(problems) > 10 else ''}); "
+            f"the reasons are in each sample's trace (scores, skipped_inputs)"]
 
 
-def _read_samples(path: Path) -> Iterator[tuple[str, int | None, str]]:
+def _evalplus_row(row: dict) -> ReplayRow:
+    """An EvalPlus sample (evalplus.data.load_solutions): {task_id, solution} or {task_id, completion};
+    `solution` wins when both are there, as upstream. The format travels with the response, so the
+    scorer tests it verbatim."""
+    if "task_id" not in row:
+        raise ValueError('no "task_id" (nor "sample_id")')
+    for key in ("solution", "completion"):
+        if key in row:
+            if not isinstance(row[key], str):
+                raise ValueError(f"{key} must be a string, not {type(row[key]).__name__} (several samples of a "
+                                 f"task are several lines with the same task_id)")
+            return ReplayRow(str(row["task_id"]), None, row[key], key)
+    raise ValueError('neither "solution" nor "completion"')
+
+
+def _read_samples(path: Path) -> Iterator[ReplayRow]:
     """EvalPlus sample files: JSON Lines of {task_id, solution} or {task_id, completion} (n lines per task
-    for n samples, replayed as n epochs), or the harness's own {sample_id, response} rows."""
+    for n samples, replayed as epochs 0..n-1 in file order), or the harness's own {sample_id, response}
+    rows (chat responses, sanitized)."""
     return read_replay_jsonl(path, _evalplus_row, expected='{"task_id", "solution"} or {"task_id", "completion"}')
+
+
+RELEASES = {  # the full data: the release assets upstream's evalplus.data downloads
+    "humaneval": "the release file HumanEvalPlus-v0.1.10.jsonl.gz from "
+                 "https://github.com/evalplus/humanevalplus_release/releases/tag/v0.1.10",
+    "mbpp": "the release file MbppPlus-v0.2.0.jsonl.gz from https://github.com/evalplus/mbppplus_release/releases/tag/v0.2.0",
+}
 
 
 def _build(name: str, dataset: str, phases: list[str], bundled: Path, size: int, completion: bool,
@@ -185,7 +276,8 @@ def _build(name: str, dataset: str, phases: list[str], bundled: Path, size: int,
         version="1.0",
         description=f"EvalPlus {'+'.join(phases)} tests ({size} problems), differential testing in a sandbox.",
         dataset=Dataset(to_samples=_problem_samples(completion), bundled=bundled, size=size,
-                        license="Apache-2.0 (EvalPlus releases); HumanEval MIT, MBPP CC-BY-4.0", citation=CITATION),
+                        license="Apache-2.0 (EvalPlus releases); HumanEval MIT, MBPP CC-BY-4.0", citation=CITATION,
+                        extra={"data_source": RELEASES[dataset]}),
         solver=generate(),
         scorers=[EvalPlusScorer(dataset, phases, completion, min_time_limit, gt_time_limit_factor, timeout_per_task)],
         metrics=metrics,
@@ -195,6 +287,7 @@ def _build(name: str, dataset: str, phases: list[str], bundled: Path, size: int,
         sandbox_limits={"memory_mb": 4096},  # EvalPlus's own default cap (EVALPLUS_MAX_MEMORY_BYTES, 4 GiB)
         reference_response=reference,
         read_replay=_read_samples,
+        on_finish=_untested_summary,
     )
 
 

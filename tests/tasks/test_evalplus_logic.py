@@ -77,10 +77,11 @@ def test_extract_body_only_continuation_uses_prompt():
     assert extract_solution("    return x + 1\n", "inc", prompt) == prompt + "    return x + 1"
 
 
-def test_keep_reachable_keeps_first_definition_constants_and_decorated_helpers():
+def test_keep_reachable_keeps_last_definition_constants_and_decorated_helpers():
+    # hand-written: a draft `solve` then the final one; Python runs the last (upstream keeps the first)
     code = ("from functools import lru_cache\nLIMIT = 10\nOTHER = 3\n@lru_cache\ndef fib(n):\n"
             "    return n if n < 2 else fib(n - 1) + fib(n - 2)\n"
-            "def solve(n):\n    return min(fib(n), LIMIT)\ndef solve(n):\n    return 0\n"
+            "def solve(n):\n    return 0\ndef solve(n):\n    return min(fib(n), LIMIT)\n"
             "def noreturn():\n    pass\n")
     assert keep_reachable(code, "solve") == (
         "from functools import lru_cache\nLIMIT = 10\n@lru_cache\ndef fib(n):\n"
@@ -210,10 +211,11 @@ def test_samples_reader(tmp_path):
     f.write_text('{"task_id": "HumanEval/0", "solution": "def a(): pass"}\n\n'
                  '{"task_id": "HumanEval/0", "completion": "    return 1"}\n'
                  '{"sample_id": "Mbpp/2", "epoch": 3, "response": "x"}\n')
-    assert list(_read_samples(f)) == [("HumanEval/0", None, "def a(): pass"), ("HumanEval/0", None, "    return 1"),
-                                      ("Mbpp/2", 3, "x")]
+    assert list(_read_samples(f)) == [("HumanEval/0", None, "def a(): pass", "solution", 1),
+                                      ("HumanEval/0", None, "    return 1", "completion", 3),
+                                      ("Mbpp/2", 3, "x", "response", 4)]
     f.write_text('{"task_id": "HumanEval/0", "solution": ["a", "b"]}\n')
-    with pytest.raises(UsageError, match="samples.jsonl:1"):
+    with pytest.raises(UsageError, match="samples.jsonl:1: .*solution must be a string"):
         list(_read_samples(f))
 
 
@@ -243,3 +245,51 @@ def test_evalplus_runs_under_its_own_memory_cap_and_the_run_records_it(tmp_path)
     sandbox = store.get_run(run_id)["environment"]["sandbox"]
     assert list(sandbox) == ["evalplus/humaneval_plus"]  # only the task that executes code gets a sandbox
     assert sandbox["evalplus/humaneval_plus"]["limits"]["memory_mb"] == 4096
+
+
+# ---------------------------------------------------------------- standard-library values (hand-checked pairs)
+
+def _stdlib_pairs():
+    import array
+    import collections
+    import datetime
+    import decimal
+    import fractions
+    import types
+
+    d = {"a": [1, 2], "b": (3,)}
+    return [  # (what a candidate returns, what the canonical solution returned)
+        (collections.ChainMap(dict(d)), d), (collections.UserDict(d), d), (types.MappingProxyType(d), d),
+        (collections.UserList([1, 2]), [1, 2]), (collections.UserList([1, 2]), (1, 2)),
+        (collections.UserString("ab"), "ab"), (collections.deque([1, 2]), [1, 2]),
+        (collections.deque([1, 2]), collections.deque([1, 2])),
+        ({"x": 1, "y": 2}.keys(), {"x", "y"}), ({"x": 1}.keys(), ["x"]), ({"x": [1]}.items(), {"x": [1]}.items()),
+        ({"x": 1}.items(), {("x", 1)}), ({"x": 1}.values(), {"x": 1}.values()),
+        (fractions.Fraction(1, 2), 0.5), (fractions.Fraction(1, 3), 1 / 3), (fractions.Fraction(2, 4), fractions.Fraction(1, 2)),
+        (decimal.Decimal("0.5"), 0.5), (decimal.Decimal("0.1"), 0.1), (range(3), range(0, 3)), (range(3), [0, 1, 2]),
+        (bytearray(b"ab"), b"ab"), (array.array("i", [1, 2]), array.array("i", [1, 2])),
+        (datetime.date(2024, 1, 2), datetime.date(2024, 1, 2)), (datetime.timedelta(days=1), datetime.timedelta(hours=24)),
+        (collections.OrderedDict([(1, 2), (3, 4)]), collections.OrderedDict([(3, 4), (1, 2)])),
+        (collections.OrderedDict([(1, 2), (3, 4)]), {3: 4, 1: 2}), (collections.Counter("aab"), {"a": 2, "b": 1}),
+    ]
+
+
+@pytest.mark.parametrize("got, exp", _stdlib_pairs(), ids=lambda v: type(v).__name__)
+def test_standard_library_values_compare_after_the_round_trip_as_equality_does(got, exp):
+    """What the sandbox sends is plain data; once decoded it must compare as the original values do."""
+    import json as _json
+
+    def trip(v):
+        return decode(_json.loads(_json.dumps(encode(v, True))))
+
+    assert (trip(got) == trip(exp)) == (got == exp)
+
+
+def test_a_user_class_with_its_own_equality_stays_opaque():
+    import collections
+
+    class Always(collections.UserList):
+        def __eq__(self, other):
+            return True
+
+    assert isinstance(decode(encode(Always([1]))), Opaque)
