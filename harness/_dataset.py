@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import json
 import os
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -81,7 +82,10 @@ class Dataset:
         if source == "hub" or source.startswith("hub:"):
             location = source.removeprefix("hub:") if source != "hub" else self.hub
             if not location:
-                raise DataError("this task has no hub dataset; pass --data PATH")
+                where = self.extra.get("data_source")  # where a suite without a hub dataset gets its files
+                choices = ["--data bundled (the sample shipped with it)"] if self.bundled else []
+                choices.append(f"--data PATH with {where}" if where else "--data PATH")
+                raise DataError(f"this task has no hub dataset; use {' or '.join(choices)}")
             mirror = Path(location).expanduser()
             if mirror.is_dir():  # a local copy of the hub repo: its content is what identifies it
                 return Provenance("hub", str(mirror.resolve()), sha256=content_hash(mirror))
@@ -127,27 +131,40 @@ def _safe_samples(to_samples: RecordToSamples, record: dict[str, Any], config: s
 
 
 def read_json_records(path: Path) -> Iterator[tuple[str | None, dict[str, Any]]]:
-    """JSON Lines or a JSON array (optionally .gz); a folder is read file by file in name order."""
+    """JSON Lines or a JSON array (optionally .gz); a folder is read file by file in name order. A file that
+    cannot be read at all (a corrupt or truncated .gz, bytes that are not UTF-8, a broken JSON array) is a
+    DataError naming it; one bad line of JSON Lines errors only its record."""
     files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in (".jsonl", ".json", ".gz")) if path.is_dir() else [path]
     for file in files:
-        opener = gzip.open if file.suffix == ".gz" else open
-        with opener(file, "rt", encoding="utf-8") as fh:
+        try:
+            yield from _read_json_file(file)
+        except (OSError, EOFError, zlib.error, UnicodeDecodeError) as e:
+            what = "not valid UTF-8 text" if isinstance(e, UnicodeDecodeError) else \
+                "not a readable gzip file" if file.suffix == ".gz" else "unreadable"
+            raise DataError(f"{file}: {what} ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+        except json.JSONDecodeError as e:
+            raise DataError(f"{file}: not a JSON array nor JSON Lines ({e.msg} at line {e.lineno})") from None
+
+
+def _read_json_file(file: Path) -> Iterator[tuple[str | None, dict[str, Any]]]:
+    opener = gzip.open if file.suffix == ".gz" else open
+    with opener(file, "rt", encoding="utf-8") as fh:
+        head = fh.read(1)
+        while head and head.isspace():
             head = fh.read(1)
-            while head and head.isspace():
-                head = fh.read(1)
-            if head == "[":
-                fh.seek(0)
-                for record in json.load(fh):
-                    yield None, record
-                continue
+        if head == "[":
             fh.seek(0)
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    yield None, json.loads(line)
-                except json.JSONDecodeError as e:
-                    yield None, {"__invalid__": f"{file.name}:{lineno}: not JSON ({e.msg})"}
+            for record in json.load(fh):
+                yield None, record
+            return
+        fh.seek(0)
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                yield None, json.loads(line)
+            except json.JSONDecodeError as e:
+                yield None, {"__invalid__": f"{file.name}:{lineno}: not JSON ({e.msg})"}
 
 
 def _resolve_revision(repo: str) -> str:

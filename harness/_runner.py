@@ -21,7 +21,8 @@ from typing import Any, Callable
 from harness._dataset import DataError, Provenance
 from harness._registry import UsageError, get_task
 from harness._task import SolveContext, Task, TaskState
-from harness._types import InfraError, Sample
+from harness._types import ContextLengthExceeded, InfraError, ModelOutput, RunAborted, Sample
+from harness.judge import JudgeNoVerdict, forget_unusable
 from harness.model import ModelClient, get_model, split_model_args
 from harness.scoring import CorpusMetric
 from harness.store import SampleResult, Store
@@ -31,6 +32,8 @@ WRITE_BATCH = 256
 EMPTY_ROW = dict.fromkeys(["status", "score", "scores", "answer", "target", "prompt", "response", "error_category",
                            "error", "explanation", "metadata", "input_tokens", "output_tokens", "latency_s"])
 WRITE_INTERVAL_S = 0.2
+# records read before the run exists: if all are unusable for one reason, the data is not what the task reads
+DATA_CHECK = 10
 
 
 @dataclass
@@ -62,9 +65,19 @@ class EvalPlan:
     judge_base_url: str | None = None
     sandbox: str = "auto"  # docker | bwrap | auto | none-UNSAFE (only with allow_unsafe)
     allow_unsafe: bool = False
+    model_name: str | None = None  # --model-name: what runs and leaderboards call the model
+
+    @property
+    def name(self) -> str:
+        """The stored model name: --model-name, else a replay file's stem (not its whole path), else --model."""
+        if self.model_name:
+            return self.model_name
+        if self.model.startswith("replay:"):
+            return Path(self.model.removeprefix("replay:")).stem or self.model
+        return self.model
 
     def to_json(self) -> dict[str, Any]:
-        return {"model": self.model, "tasks": [t.__dict__ for t in self.tasks], "base_url": self.base_url,
+        return {"model": self.model, "model_name": self.model_name, "tasks": [t.__dict__ for t in self.tasks], "base_url": self.base_url,
                 "model_args": self.model_args, "data": self.data, "limit": self.limit, "sample_ids": self.sample_ids,
                 "epochs": self.epochs, "max_samples": self.max_samples, "seed": self.seed, "judges": self.judges,
                 "judge_base_url": self.judge_base_url, "sandbox": self.sandbox, "allow_unsafe": self.allow_unsafe}
@@ -147,24 +160,33 @@ class Runner:
                 await client.check()
             for task in self.tasks:
                 self._probe_data(task)
+                if (prepare := getattr(self.model, "prepare", None)) is not None:
+                    prepare(task)  # a replay file is read now: a bad line fails before the run exists
             env = environment()
             sandboxed = {t.name: self._sandbox_for(t).info() for t in self.tasks if t.needs_sandbox}
             if sandboxed:
                 env["sandbox"] = sandboxed  # per task: backend, image digest or bwrap version, limits
             if not self.resuming:
-                self.store.create_run(id=self.run_id, model=self.plan.model, model_info=self.model.info(),
+                self.store.create_run(id=self.run_id, model=self.plan.name, model_info=self.model.info(),
                                       generate_config=self.config, base_url=self.plan.base_url, seed=self.plan.seed,
                                       epochs=self.plan.epochs, plan=self.plan.to_json(), limiters=self._limiters(),
                                       environment=env, command=self.command)
             else:
-                self.store.set_run_status(self.run_id, "running")
+                self.store.acquire_lease(self.run_id)
             self.on_run_start(self.run_id)
+            heartbeat = asyncio.create_task(self._heartbeat())
             try:
                 for task in self.tasks:
                     await self._run_task(task)
+            except RunAborted as e:
+                self.store.set_run_status(self.run_id, "interrupted", limiters=self._limiters())
+                raise UsageError(f"{e}; run {self.run_id} stopped, its finished samples are kept "
+                                 f"(harness eval --resume {self.run_id} once fixed)") from None
             except BaseException:
                 self.store.set_run_status(self.run_id, "interrupted", limiters=self._limiters())
                 raise
+            finally:
+                heartbeat.cancel()
             self.store.set_run_status(self.run_id, "finished", limiters=self._limiters())
             return self.run_id
         finally:
@@ -172,6 +194,19 @@ class Runner:
                 await client.aclose()
             for backend in self.sandboxes.values():
                 await backend.aclose()
+
+    async def _heartbeat(self) -> None:
+        """Renew the run's lease while this process works on it (Store.acquire_lease, shown_status)."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from harness.store._store import LEASE_RENEW_S
+
+        while True:
+            await asyncio.sleep(LEASE_RENEW_S)
+            try:
+                await asyncio.to_thread(self.store.renew_lease, self.run_id)
+            except SQLAlchemyError:
+                pass  # a missed beat (database busy or away): the lease goes stale only after LEASE_STALE_S
 
     def _limiters(self) -> dict[str, Any]:
         limits = {"samples": {"name": "samples", "max": self.max_samples}}
@@ -185,6 +220,9 @@ class Runner:
         label = task.name if task.variant == "default" else f"{task.name}@{task.variant}"
         provenance, _ = task.dataset.open(self.plan.data)
         planned = self._count(task) * self.plan.epochs
+        if planned == 0:
+            picked = " with --sample-id/--limit as given" if self.plan.sample_ids or self.plan.limit is not None else ""
+            raise UsageError(f"{label}: the data ({provenance.location}) has no samples{picked}; nothing to evaluate")
         rt_id = self._run_task_row(task, provenance, planned)
         done = self.store.done(rt_id)
         self.on_task_start(TaskProgress(label, planned, len(done)))
@@ -218,7 +256,7 @@ class Runner:
             results.put_nowait(None)
             await asyncio.shield(writer)  # commit what finished, also on Ctrl-C
         self.store.set_metrics(rt_id, compute_metrics(task, self.store.sample_values(rt_id),
-                                                      self.store.status_counts(rt_id)))
+                                                      self.store.status_counts(rt_id), planned))
         if task.on_finish is not None:
             facts = {"run_id": self.run_id, "model": self.plan.model, "db_url": self.store.url, "config": ctx.config}
             for line in task.on_finish(task, facts, self.store.samples(rt_id)):
@@ -232,12 +270,18 @@ class Runner:
         return JudgeCache(self.store)
 
     def _probe_data(self, task: Task) -> None:
-        """Read the first record before the run exists, so unreachable or unreadable data fails up front."""
+        """Read the first records before the run exists, so that unreachable, unreadable or empty data, or data
+        in a format the task does not read, fails up front."""
+        from itertools import islice
+
         try:
-            _, stream = task.dataset.open(self.plan.data)
-            next(iter(stream), None)
+            provenance, stream = task.dataset.open(self.plan.data)
+            head = list(islice(stream, DATA_CHECK))
         except DataError as e:
             raise UsageError(f"{task.name}: {e}") from None
+        if not head:
+            raise UsageError(f"{task.name}: the data ({provenance.location}) holds no records; nothing to evaluate")
+        _same_data_error(task.name, head)
 
     def _run_task_row(self, task: Task, provenance: Provenance, planned: int) -> int:
         fields = dict(task_args=task.args, task_version=task.version, dataset=provenance.to_json(),
@@ -254,19 +298,42 @@ class Runner:
         return self.store.run_task(self.run_id, task.name, task.variant, **fields)
 
     def _samples(self, task: Task):
+        """The task's samples as planned (--sample-id, --limit). Two samples with one id would overwrite each
+        other's results (and resume keys on the id): that is refused, naming the ids. Data that cannot be read
+        part way (a corrupt .gz, bytes that are not UTF-8) ends the run with one line naming the problem."""
         _, stream = task.dataset.open(self.plan.data)
         wanted = set(self.plan.sample_ids or [])
         count = 0
-        for sample in stream:
-            if wanted and sample.id not in wanted:
-                continue
-            if self.plan.limit is not None and count >= self.plan.limit:
-                return
-            count += 1
-            yield sample
+        seen: set[str] = set()
+        try:
+            for sample in stream:
+                if wanted and sample.id not in wanted:
+                    continue
+                if self.plan.limit is not None and count >= self.plan.limit:
+                    return
+                if sample.id in seen:
+                    raise UsageError(f"{task.name}: the data has more than one sample with id {sample.id!r}: "
+                                     f"{self._duplicates(task)}; sample ids must be unique (fix the data)")
+                seen.add(sample.id)
+                count += 1
+                yield sample
+        except DataError as e:
+            raise UsageError(f"{task.name}: {e}") from None
+
+    def _duplicates(self, task: Task) -> str:
+        """Every duplicated id of the task's data (a second pass, made only to name them all)."""
+        from collections import Counter
+
+        try:
+            counts = Counter(s.id for s in task.dataset.open(self.plan.data)[1])
+        except DataError:
+            return "(the data could not be read through again to list every duplicate)"
+        dups = [f"{sid!r} x{n}" for sid, n in counts.items() if n > 1]
+        return ", ".join(dups[:20]) + (f" and {len(dups) - 20} more" if len(dups) > 20 else "")
 
     def _count(self, task: Task) -> int:
-        """A streaming pass to size the progress bar; hub data is sized from the task's declared size."""
+        """A streaming pass to size the progress bar (and find duplicate ids and unreadable data before any
+        work); hub data is sized from the task's declared size."""
         if self.plan.data == "hub" and task.dataset.size is not None and not self.plan.sample_ids:
             return min(task.dataset.size, self.plan.limit or task.dataset.size)
         return sum(1 for _ in self._samples(task))
@@ -280,14 +347,30 @@ class Runner:
         try:
             if sample.invalid:
                 raise InfraError(sample.invalid)
-            await task.solver(state, ctx)
+            category = None
+            try:
+                await task.solver(state, ctx)
+            except ContextLengthExceeded as e:
+                # the model's limit, not the infrastructure's: scored as the suite scores an empty answer
+                category = "context_length"
+                if e.call is not None:
+                    state.calls.append(e.call)
+                state.metadata["context_length"] = str(e)
+                if state.output is None and e.call is not None:
+                    state.output = ModelOutput(text="", call=e.call)
             scores = [await scorer(state, ctx) for scorer in task.scorers]
             head = scores[0]
             values = {k: v for s in scores for k, v in s.values.items()}
             row.update(status="scored", score=head.value, scores=values, answer=head.answer,
-                       explanation=head.explanation, error_category=head.error_category)
+                       explanation=head.explanation, error_category=category or head.error_category)
+            if category:
+                row.update(score=0.0, explanation=f"context length exceeded: {state.metadata['context_length']}"[:2000])
             score_json = [s.__dict__ for s in scores]
+        except RunAborted:
+            raise
         except InfraError as e:
+            if isinstance(e, JudgeNoVerdict):
+                await forget_unusable(ctx, state, e)
             if e.call is not None:
                 state.calls.append(e.call)
             row.update(status="error", error=str(e))
@@ -329,13 +412,40 @@ class Runner:
                 except asyncio.TimeoutError:
                     break
             if batch:
-                await asyncio.to_thread(self.store.write, batch)
+                for problem in await asyncio.to_thread(self.store.write, batch):
+                    print(f"warning: {problem}", file=sys.stderr)
             if item is None:
                 return
 
 
-def compute_metrics(task: Task, rows: list[dict[str, Any]], counts: dict[str, int]) -> dict[str, Any]:
-    """Overall and per-breakdown metrics; epochs of one sample are averaged before aggregating."""
+def _same_data_error(label: str, head: list[Sample]) -> None:
+    """Stop before any work when the first samples of a task are all unusable for one reason (typically a data
+    file in a format the task does not read): every other record would fail the same way."""
+    reasons = {_reason(s.invalid) for s in head if s.invalid}
+    if len(reasons) == 1 and all(s.invalid for s in head):
+        reason = reasons.pop()
+        lacks = reason.partition("KeyError: ")[2]
+        what = f"the records lack the field {lacks} ({reason})" if lacks else reason
+        unreadable = reason.startswith(("malformed record", "not JSON", "not a "))
+        raise UsageError(f"{label}: every record read ({len(head)} of {len(head)}) is unusable the same way: {what}"
+                         + ("; the data is not in the format this task reads: check --data" if unreadable else ""))
+
+
+def _reason(invalid: str) -> str:
+    """An invalid sample's reason without where it was found ("file.jsonl:3: not JSON (...)" -> "not JSON")."""
+    import re
+
+    return re.sub(r"^[^:]*:\d+: ", "", invalid).split(" (")[0]
+
+
+def compute_metrics(task: Task, rows: list[dict[str, Any]], counts: dict[str, int],
+                    planned: int | None = None) -> dict[str, Any]:
+    """Overall and per-breakdown metrics; epochs of one sample are averaged before aggregating.
+
+    Values are computed over the scored (sample, epoch) rows. An errored row has no value, so it is never
+    counted as wrong nor silently dropped: metrics["counts"] = {"scored", "error", "planned"} travels with
+    every value and metrics["complete"] is true only when every planned row is scored and none errored; a
+    summary or leaderboard shows an incomplete task as incomplete with its errored count."""
 
     def aggregate(subset: list[dict[str, Any]]) -> dict[str, Any]:
         out = {}
@@ -364,8 +474,11 @@ def compute_metrics(task: Task, rows: list[dict[str, Any]], counts: dict[str, in
             if value is not None:
                 groups.setdefault(str(value), []).append(r)
         by[key] = {g: aggregate(groups[g]) for g in sorted(groups)}
+    scored, errored = counts.get("scored", 0), counts.get("error", 0)
+    planned = scored + errored if planned is None else planned
     return {"overall": aggregate(rows), "by": by, "headline": task.headline,
-            "counts": {"scored": counts.get("scored", 0), "error": counts.get("error", 0)}}
+            "counts": {"scored": scored, "error": errored, "planned": planned},
+            "complete": errored == 0 and scored >= planned}
 
 
 def environment() -> dict[str, Any]:

@@ -2,6 +2,17 @@
 
 Plain dataclasses on the hot path (one of each per sample and call); pydantic is used where values
 cross the persistence boundary (see harness.store).
+
+Who a failure belongs to decides how it is stored:
+- the model's (or the code it wrote): a wrong, empty, malformed or forged answer, a context-length
+  rejection (ContextLengthExceeded), a hit limit. The sample is *scored* (0) with an `error_category`.
+- the infrastructure's, only where the harness can prove it is not the model's: the API gave up, the
+  endpoint answered something malformed or oversized, the sandbox daemon died, the record is malformed,
+  a judge gave no verdict (JudgeNoVerdict). The sample is stored as `error` with its reason; a resume
+  retries it, and a task with errored samples is reported as incomplete (metrics["complete"] false,
+  metrics["counts"]["error"] beside the value), never as if the errored samples did not exist.
+- the user's or the endpoint's configuration (a refused API key, a redirect to another host): the run
+  stops (RunAborted) with the samples it finished kept.
 """
 from __future__ import annotations
 
@@ -109,3 +120,18 @@ class InfraError(Exception):
     def __init__(self, message: str, call: ModelCall | None = None):
         super().__init__(message)
         self.call = call
+
+
+class ContextLengthExceeded(InfraError):
+    """The endpoint refused the prompt as longer than the model's context window (HTTP 400
+    `context_length_exceeded`, or vLLM's / llama.cpp's wording of it).
+
+    Raised by the evaluated model's call, it is the model's limit: the runner scores the sample as a
+    failure with error_category "context_length" (the scorers see an empty completion), and a resume does
+    not retry it. Raised by a judge's call it stays what its base class says: the judge's failure, an
+    infrastructure error."""
+
+
+class RunAborted(Exception):
+    """A failure every further call would repeat (the endpoint refuses the API key, redirects to another
+    host): the run stops at once with this one-line message (the CLI exits 2), keeping the samples it finished."""

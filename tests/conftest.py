@@ -43,3 +43,16 @@ def db_url(request, tmp_path) -> str:
 @pytest.fixture
 def sqlite_url(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'harness.db'}"
+
+
+@pytest.fixture
+def fake_openai(request):
+    """tests/fakeopenai.py on a free loopback port, started with the test's indirect parameters as its
+    command-line flags (`@pytest.mark.parametrize("fake_openai", [("--faults", "401:6")], indirect=True)`);
+    yields its base URL."""
+    from fakeopenai import start_server
+
+    proc, url = start_server(*request.param)
+    yield url
+    proc.terminate()
+    proc.wait(10)

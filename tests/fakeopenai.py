@@ -9,6 +9,12 @@ request number (1-based), checked in this order:
   500:K     every K-th request gets 500
   drop:K    every K-th request has its connection closed without a response
   slow:K:S  every K-th request waits S extra seconds
+  401:N     every request after the first N gets 401 (a key revoked mid-run)
+  ctx:K     every K-th request gets 400 context_length_exceeded, worded as --ctx-style says (openai|vllm|llamacpp)
+  redirect:URL  every request gets 307 to URL
+  bomb:MB   every request gets a gzip body that inflates to MB MiB (a gzip bomb)
+  big:MB    every request gets a (valid JSON) body of MB MiB, chunked (no Content-Length)
+  shape:S   the answer's shape: message_str, usage_str, content_num, content_dict, content_list, surrogate, nul
 GET /stats returns counts; every chat request is appended to --log as JSON (its number and prompt).
 """
 from __future__ import annotations
@@ -21,8 +27,9 @@ import sys
 from aiohttp import web
 
 
-def build_app(latency: float, faults: str, log_path: str | None, answer: str | None) -> web.Application:
-    rules = [f.split(":") for f in faults.split(",") if f]
+def build_app(latency: float, faults: str, log_path: str | None, answer: str | None,
+              ctx_style: str = "openai") -> web.Application:
+    rules = [f.split(":", 1) if f.startswith("redirect:") else f.split(":") for f in faults.split(",") if f]
     state = {"n": 0, "in_flight": 0, "max_in_flight": 0, "statuses": {}}
     log = open(log_path, "a", buffering=1) if log_path else None
 
@@ -47,17 +54,47 @@ def build_app(latency: float, faults: str, log_path: str | None, answer: str | N
                     raise asyncio.CancelledError
                 if kind == "slow" and n % int(rule[1]) == 0:
                     await asyncio.sleep(float(rule[2]))
+                if kind == "401" and n > int(rule[1]):
+                    return _status(state, 401)
+                if kind == "ctx" and n % int(rule[1]) == 0:
+                    state["statuses"]["400"] = state["statuses"].get("400", 0) + 1
+                    return web.json_response(CTX_ERRORS[ctx_style], status=400)
+                if kind == "redirect":
+                    state["statuses"]["307"] = state["statuses"].get("307", 0) + 1
+                    return web.Response(status=307, headers={"Location": rule[1]})
+                if kind == "bomb":
+                    state["statuses"]["200"] = state["statuses"].get("200", 0) + 1
+                    return web.Response(body=_bomb(int(rule[1])), headers={"Content-Encoding": "gzip",
+                                                                           "Content-Type": "application/json"})
+                if kind == "big":  # chunked, so no Content-Length tells the client the size in advance
+                    state["statuses"]["200"] = state["statuses"].get("200", 0) + 1
+                    resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+                    resp.enable_chunked_encoding()
+                    await resp.prepare(request)
+                    try:
+                        await resp.write(b'{"choices": [{"message": {"content": "')
+                        for _ in range(int(rule[1])):
+                            await resp.write(b"x" * (1 << 20))
+                        await resp.write(b'"}}]}')
+                        await resp.write_eof()
+                    except ConnectionError:
+                        pass  # the client stopped reading (what a capped client does)
+                    return resp
             await asyncio.sleep(latency)
             text = answer if answer is not None else next(
                 (line.strip() for line in reversed(prompt.splitlines()) if line.strip()), "")
             state["statuses"]["200"] = state["statuses"].get("200", 0) + 1
-            return web.json_response({
+            reply = {
                 "id": f"cmpl-{n}", "object": "chat.completion", "model": body.get("model"),
                 "choices": [{"index": 0, "finish_reason": "stop",
                              "message": {"role": "assistant", "content": f"<result>{text}</result>"}}],
                 "usage": {"prompt_tokens": len(prompt) // 4, "completion_tokens": 8,
                           "total_tokens": len(prompt) // 4 + 8},
-            })
+            }
+            shape = next((r[1] for r in rules if r[0] == "shape"), None)
+            if shape:
+                return _shaped(reply, shape, text)
+            return web.json_response(reply)
         finally:
             state["in_flight"] -= 1
 
@@ -73,6 +110,51 @@ def build_app(latency: float, faults: str, log_path: str | None, answer: str | N
     app.router.add_get("/stats", stats)
     app.router.add_get("/health", lambda request: web.Response(text="ok"))
     return app
+
+
+CTX_ERRORS = {
+    "openai": {"error": {"message": "This model's maximum context length is 128000 tokens. However, your messages "
+                                    "resulted in 130000 tokens.", "type": "invalid_request_error",
+                         "param": "messages", "code": "context_length_exceeded"}},
+    "vllm": {"object": "error", "message": "This model's maximum context length is 4096 tokens. However, you "
+                                          "requested 5000 tokens in the messages.", "type": "BadRequestError",
+             "param": None, "code": 400},
+    "llamacpp": {"error": {"code": 400, "message": "the request exceeds the available context size, try increasing "
+                                                   "it", "type": "exceed_context_size_error"}},
+}
+_BOMBS: dict[int, bytes] = {}
+
+
+def _bomb(mib: int) -> bytes:
+    """gzip of `mib` MiB of zeros (about 1 KiB per MiB): made once per size, compressed in chunks."""
+    if mib not in _BOMBS:
+        import zlib
+
+        z = zlib.compressobj(1, zlib.DEFLATED, 31)
+        zeros = bytes(1 << 20)
+        _BOMBS[mib] = b"".join([*(z.compress(zeros) for _ in range(mib)), z.flush()])
+    return _BOMBS[mib]
+
+
+def _shaped(reply: dict, shape: str, text: str) -> web.Response:
+    """An answer of an odd but possible shape (what a gateway or a broken server sends)."""
+    message = reply["choices"][0]["message"]
+    if shape == "message_str":
+        reply["choices"][0]["message"] = f"<result>{text}</result>"
+    elif shape == "usage_str":
+        reply["usage"] = "n/a"
+    elif shape == "content_num":
+        message["content"] = 42
+    elif shape == "content_dict":
+        message["content"] = {"answer": text}
+    elif shape == "content_list":
+        message["content"] = [{"type": "text", "text": "<result>"}, {"type": "image_url", "image_url": {"url": "x"}},
+                              {"type": "text", "text": f"{text}</result>"}]
+    elif shape == "surrogate":  # a lone surrogate, as JSON allows it (\ud800): not encodable as UTF-8
+        message["content"] = f"<result>{text}</result> \ud800"
+    elif shape == "nul":
+        message["content"] = f"<result>{text}</result> \x00"
+    return web.Response(text=json.dumps(reply), content_type="application/json")
 
 
 def start_server(*args: str):
@@ -108,8 +190,10 @@ if __name__ == "__main__":
     p.add_argument("--faults", default="")
     p.add_argument("--log")
     p.add_argument("--answer")
+    p.add_argument("--ctx-style", default="openai", choices=sorted(CTX_ERRORS))
     a = p.parse_args()
     try:
-        asyncio.run(serve(a.port, latency=a.latency, faults=a.faults, log_path=a.log, answer=a.answer))
+        asyncio.run(serve(a.port, latency=a.latency, faults=a.faults, log_path=a.log, answer=a.answer,
+                          ctx_style=a.ctx_style))
     except KeyboardInterrupt:
         sys.exit(0)

@@ -69,3 +69,18 @@ async def test_judge_calls_are_recorded_and_cached(db_url):
     # a different judge model is a different key
     assert not (await ask(ctx, state, MockModel(respond, name="other-judge"), "is it right?", {"temperature": 0},
                           system="be strict")).cached
+
+
+async def test_a_prompt_over_the_judges_context_is_an_infrastructure_error_not_the_models_limit():
+    from harness._types import ContextLengthExceeded, InfraError, ModelCall
+
+    class Small(MockModel):
+        async def generate(self, messages, config, **kw):
+            raise ContextLengthExceeded("the prompt is longer than the model's context: HTTP 400",
+                                        ModelCall("judge", "small", messages, config))
+
+    state = TaskState(sample=Sample(id="s", input="q"), epoch=0)
+    ctx = SolveContext(model=MockModel("a"), config={}, task=None)
+    with pytest.raises(InfraError) as info:
+        await ask(ctx, state, Small(name="small"), "judge this", {}, role="answer")
+    assert type(info.value) is InfraError and str(info.value).startswith("judge answer: the prompt is longer")

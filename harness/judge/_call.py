@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from harness._types import Message, ModelCall
+from harness._types import ContextLengthExceeded, InfraError, Message, ModelCall
 
 if TYPE_CHECKING:
     from harness._task import SolveContext, TaskState
@@ -16,6 +16,29 @@ if TYPE_CHECKING:
     from harness.store import Store
 
 PANEL_SEP = "#"  # `--judge-model ROLE=A --judge-model ROLE=B` becomes roles ROLE and ROLE#2: a panel of two
+
+
+class JudgeNoVerdict(InfraError):
+    """A judge answered, but not with a verdict the scorer can read (no "True/False", JSON that does not fit the
+    schema, ...). That is the judge's failure, never the model's: a scorer raises this instead of counting the
+    sample as wrong, the sample is stored as an infrastructure error with this reason, the unusable answer is
+    dropped from the judge cache (forget_unusable), and a resume asks the judge again."""
+
+    def __init__(self, judge: str, reason: str, reply: str | None = None):
+        said = f"; it answered {reply[:200]!r}" if reply is not None else ""
+        super().__init__(f"judge {judge} gave no verdict: {reason}{said}")
+        self.reply = reply
+
+
+async def forget_unusable(ctx: "SolveContext", state: "TaskState", exc: JudgeNoVerdict) -> None:
+    """Drop the cached judge answers of this sample that gave no verdict, so that a resume asks again."""
+    cache: JudgeCache | None = getattr(ctx, "judge_cache", None)
+    if cache is None or exc.reply is None:
+        return
+    keys = {c.raw["cache_key"] for c in state.calls
+            if c.kind == "judge" and c.raw and c.raw.get("cache_key") and c.text == exc.reply}
+    if keys:
+        await asyncio.to_thread(cache.forget, keys)
 
 
 def panel(judges: dict[str, "ModelClient"], role: str) -> list["ModelClient"]:
@@ -63,6 +86,14 @@ class JudgeCache:
                 key=key, model=call.model, text=call.text or "", input_tokens=call.input_tokens,
                 output_tokens=call.output_tokens, latency_s=call.latency_s, created_at=utcnow()))
 
+    def forget(self, keys: set[str]) -> None:
+        from sqlalchemy import delete
+
+        from harness.store._schema import JudgeCacheRow
+
+        with self.store.engine.begin() as conn:
+            conn.execute(delete(JudgeCacheRow).where(JudgeCacheRow.key.in_(sorted(keys))))
+
     async def get(self, key: str) -> dict[str, Any] | None:
         return await asyncio.to_thread(self._get, key)
 
@@ -82,7 +113,8 @@ async def ask(ctx: "SolveContext", state: "TaskState", client: "ModelClient", pr
     """Send `prompt` to the judge `client` (or answer it from the cache) and record the call on the sample.
 
     A failed request raises InfraError as for the evaluated model: the sample is stored as errored and a
-    resume retries it, so a judge outage never counts as the model's failure."""
+    resume retries it, so a judge outage (or a prompt over the judge's context) never counts as the model's
+    failure."""
     messages: list[Message] = ([{"role": "system", "content": system}] if system else []) + (
         [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt))
     cache: JudgeCache | None = getattr(ctx, "judge_cache", None)
@@ -97,8 +129,12 @@ async def ask(ctx: "SolveContext", state: "TaskState", client: "ModelClient", pr
                                            "latency_s": hit["latency_s"], "at": str(hit["created_at"])}})
         state.calls.append(call)
         return JudgeReply(hit["text"], call, True)
-    output = await client.generate(messages, config, sample=state.sample, task=ctx.task, epoch=state.epoch,
-                                   kind="judge")
+    try:
+        output = await client.generate(messages, config, sample=state.sample, task=ctx.task, epoch=state.epoch,
+                                       kind="judge")
+    except ContextLengthExceeded as e:
+        # the judge's context, not the evaluated model's: an infrastructure error, never the model's failure
+        raise InfraError(f"judge {role or client.name}: {e}", e.call) from None
     call = output.call
     call.kind = "judge"  # clients that answer from data (mock) label by the argument; make sure either way
     call.raw = {**(call.raw or {}), "role": role, "cached": False, "cache_key": key}

@@ -47,11 +47,14 @@ class AdaptiveLimiter:
             self.in_flight -= 1
             self._cond.notify()
 
-    def throttled(self, retry_after: float | None) -> None:
+    def throttled(self, retry_after: float | None, max_wait: float | None = None) -> None:
         """A 429: halve the limit (once per burst: calls already in flight report the same overload)
-        and hold new calls back for Retry-After."""
+        and hold new calls back for Retry-After, at most `max_wait` seconds (the client's retry_max_wait): a
+        server's `Retry-After: 99999` must not stall every call of the run for a day."""
         now = time.monotonic()
         self.throttles += 1
+        if retry_after is not None and max_wait is not None:
+            retry_after = min(retry_after, max_wait)
         if retry_after:
             self._paused_until = max(self._paused_until, now + retry_after)
         if now - self._last_cut > max(retry_after or 0.0, 0.5):

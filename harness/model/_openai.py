@@ -10,16 +10,23 @@ import asyncio
 import json
 import os
 import time
+import zlib
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 from harness._registry import UsageError
-from harness._types import Attempt, InfraError, Message, ModelCall, ModelOutput, Sample
+from harness._types import Attempt, ContextLengthExceeded, InfraError, Message, ModelCall, ModelOutput, RunAborted, Sample
 from harness.model._limiter import AdaptiveLimiter
 
 OPENAI_URL = "https://api.openai.com/v1"
 # client options taken from -M; every other -M key goes into the request body
-CLIENT_OPTIONS = {"max_connections": 64, "timeout": 600.0, "max_retries": 10, "retry_max_wait": 60.0}
+# max_response_bytes caps a response body both as sent and once inflated (gzip / deflate)
+CLIENT_OPTIONS = {"max_connections": 64, "timeout": 600.0, "max_retries": 10, "retry_max_wait": 60.0,
+                  "max_response_bytes": 16 << 20}
+ERROR_BODY_BYTES = 64 << 10  # what is read of a non-200 body: enough for any error message
+# how servers say a prompt is longer than the model's context: OpenAI's code, vLLM's and llama.cpp's wordings
+CONTEXT_LENGTH_MARKERS = ("context_length_exceeded", "maximum context length", "context length",
+                          "exceed_context_size", "exceeds the available context size")
 
 
 class RetryableError(Exception):
@@ -27,6 +34,10 @@ class RetryableError(Exception):
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
+
+
+class ResponseTooLarge(Exception):
+    """A body over max_response_bytes: the endpoint's fault, so its sample errors (and is not retried here)."""
 
 
 class OpenAICompatible:
@@ -46,11 +57,13 @@ class OpenAICompatible:
         if self._session is None:
             import aiohttp
 
-            headers = {"Content-Type": "application/json"}
+            # bodies are inflated here, under max_response_bytes (_read_body), not by aiohttp, which would inflate a
+            # gzip bomb whole; so only the encodings _read_body knows are asked for
+            headers = {"Content-Type": "application/json", "Accept-Encoding": "gzip, deflate"}
             if self.api_key:
                 headers["Authorization"] = f"Bearer {self.api_key}"
             self._session = aiohttp.ClientSession(
-                headers=headers,
+                headers=headers, auto_decompress=False,
                 connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
                 timeout=aiohttp.ClientTimeout(total=float(self.options["timeout"])),
             )
@@ -82,19 +95,30 @@ class OpenAICompatible:
         except RetryableError as first:
             data = await self._retry(body, call, first, t0)
         call.latency_s = time.perf_counter() - t0
-        try:
-            message = data["choices"][0]["message"]
-        except (KeyError, IndexError, TypeError):
-            call.error = f"malformed response: {json.dumps(data)[:300]}"
-            raise InfraError(call.error, call) from None
-        usage = data.get("usage") or {}
-        call.text = message.get("content") or ""
-        call.input_tokens, call.output_tokens = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        choices = data.get("choices") if isinstance(data, dict) else None
+        choice = choices[0] if isinstance(choices, list) and choices else None
+        message = choice.get("message") if isinstance(choice, dict) else None
+        if not isinstance(message, dict):
+            call.error = f"malformed response: no choices[0].message object in {json.dumps(data, default=str)[:300]}"
+            raise InfraError(call.error, call)
+        notes: list[str] = []
+        call.text = _content_text(message.get("content"), notes)
+        usage = data.get("usage")
+        if usage is not None and not isinstance(usage, dict):
+            notes.append(f"usage was a {type(usage).__name__}, not an object: token counts unknown")
+            usage = {}
+        call.input_tokens, call.output_tokens = _count(usage, "prompt_tokens"), _count(usage, "completion_tokens")
         call.raw = {k: data.get(k) for k in ("id", "model", "usage", "system_fingerprint")}
-        call.raw["finish_reason"] = data["choices"][0].get("finish_reason")
-        if message.get("reasoning_content"):
+        call.raw["finish_reason"] = choice.get("finish_reason")
+        if isinstance(message.get("reasoning_content"), str) and message["reasoning_content"]:
             call.raw["reasoning"] = message["reasoning_content"]
-        return ModelOutput(text=call.text, call=call, tool_calls=message.get("tool_calls") or [])
+        tool_calls = message.get("tool_calls")
+        if tool_calls is not None and not isinstance(tool_calls, list):
+            notes.append(f"tool_calls was a {type(tool_calls).__name__}, not a list: ignored")
+            tool_calls = None
+        if notes:
+            call.raw["notes"] = notes
+        return ModelOutput(text=call.text, call=call, tool_calls=tool_calls or [])
 
     async def _retry(self, body: dict[str, Any], call: ModelCall, first: RetryableError, t0: float) -> dict[str, Any]:
         """Tenacity takes over after a first failure, so the fast path is free of its per-call cost. Its first
@@ -130,35 +154,116 @@ class OpenAICompatible:
 
         t0 = time.perf_counter()
         status = None
+        limit = int(self.options["max_response_bytes"])
         try:
             async with self.limiter:
-                async with self._http().post(f"{self.base_url}/chat/completions", json=body) as r:
+                # no redirects followed: a 3xx to another host would re-send the prompt (and the key) there
+                async with self._http().post(f"{self.base_url}/chat/completions", json=body,
+                                             allow_redirects=False) as r:
                     status = r.status
                     if status == 200:
-                        data = await r.json(content_type=None)
+                        data = json.loads(await _read_body(r, limit))
                         call.attempts.append(Attempt(status, None, time.perf_counter() - t0))
                         self.limiter.succeeded()
                         return data
-                    text = (await r.text())[:300]
+                    try:
+                        full = (await _read_body(r, ERROR_BODY_BYTES)).decode("utf-8", "replace")
+                    except ResponseTooLarge:
+                        full = f"(an error body over {ERROR_BODY_BYTES} bytes)"
+                    text = full[:300]
                     retry_after = _retry_after(r.headers.get("Retry-After"))
-        except (aiohttp.ClientError, asyncio.TimeoutError, json.JSONDecodeError) as e:
+                    location = r.headers.get("Location", "")
+        except ResponseTooLarge as e:
+            err = f"the endpoint's response is too large: {e}"
+            call.attempts.append(Attempt(status, err, time.perf_counter() - t0))
+            call.error = err
+            raise InfraError(err, call) from None
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as e:  # ValueError: a body that is not JSON
             err = f"{type(e).__name__}: {e}"
             call.attempts.append(Attempt(status, err, time.perf_counter() - t0))
             raise RetryableError(err, status) from None
         err = f"HTTP {status}: {text}"
         call.attempts.append(Attempt(status, err, time.perf_counter() - t0))
         if status == 429:
-            self.limiter.throttled(retry_after)
+            self.limiter.throttled(retry_after, float(self.options["retry_max_wait"]))
             raise RetryableError(err, status, retry_after)
         if status >= 500 or status == 408:
             raise RetryableError(err, status, retry_after)
         if status in (401, 403):
-            raise InfraError(f"{self.base_url} refused the request ({err}); check the API key", call)
+            raise RunAborted(f"{self.base_url} refused the API key (HTTP {status}: {text[:150]}); check the key's "
+                             f"environment variable")
+        if 300 <= status < 400:
+            raise RunAborted(f"{self.base_url} redirected the request (HTTP {status} to {location[:200] or '?'}); "
+                             f"the prompt is not re-sent elsewhere: point --base-url at the final address")
+        call.error = err
+        if status in (400, 413) and any(m in full.lower() for m in CONTEXT_LENGTH_MARKERS):
+            raise ContextLengthExceeded(f"the prompt is longer than the model's context: {err}", call)
         raise InfraError(f"the endpoint rejected the request: {err}", call)
 
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+async def _read_body(r, limit: int) -> bytes:
+    """The body, at most `limit` bytes as sent and at most `limit` bytes inflated, read in chunks: an oversized
+    body or a gzip bomb costs `limit` of memory, then ResponseTooLarge."""
+    encoding = r.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in ("identity", "", "gzip", "x-gzip", "deflate"):
+        raise ValueError(f"the endpoint sent Content-Encoding {encoding!r}, which was not asked for")
+    if r.content_length is not None and r.content_length > limit:
+        raise ResponseTooLarge(f"{r.content_length} bytes declared, over max_response_bytes={limit}")
+    if encoding in ("identity", "") and r.content_length is not None:
+        return await r.read()  # the common case, one read: aiohttp stops at the declared length
+    # wbits 32 + MAX_WBITS: gzip or zlib, detected from the header ("deflate" in HTTP means zlib)
+    inflater = zlib.decompressobj(32 + zlib.MAX_WBITS) if encoding not in ("identity", "") else None
+    out, received = bytearray(), 0
+    async for chunk in r.content.iter_chunked(1 << 16):
+        received += len(chunk)
+        if received > limit:
+            raise ResponseTooLarge(f"over max_response_bytes={limit} as sent")
+        if inflater is None:
+            out += chunk
+            continue
+        try:
+            out += inflater.decompress(chunk, limit + 1 - len(out))
+        except zlib.error as e:
+            raise ValueError(f"the {encoding} body does not inflate: {e}") from None
+        if len(out) > limit or inflater.unconsumed_tail:
+            raise ResponseTooLarge(f"over max_response_bytes={limit} once inflated ({received} bytes as sent)")
+    if inflater is not None:
+        out += inflater.flush()
+        if len(out) > limit:
+            raise ResponseTooLarge(f"over max_response_bytes={limit} once inflated")
+    return bytes(out)
+
+
+def _content_text(content: Any, notes: list[str]) -> str:
+    """The message's text. The multi-part format (a list of {"type": "text", "text": ...}) is joined; any other
+    value that is not a string is kept as its JSON text, and the call's raw notes say so."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts, other = [], 0
+        for part in content:
+            if isinstance(part, str):
+                texts.append(part)
+            elif isinstance(part, dict) and isinstance(part.get("text"), str):
+                texts.append(part["text"])
+            else:
+                other += 1
+        if other:
+            notes.append(f"content had {other} part(s) without text: left out")
+        return "".join(texts)
+    notes.append(f"content was a {type(content).__name__}, not text: stored as its JSON text")
+    return json.dumps(content, ensure_ascii=False, default=str)
+
+
+def _count(usage: dict[str, Any], key: str) -> int | None:
+    value = usage.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _retry_after(value: str | None) -> float | None:

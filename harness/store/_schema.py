@@ -19,7 +19,7 @@ class Run(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
-    status: Mapped[str] = mapped_column(String(16))  # running | finished | interrupted
+    status: Mapped[str] = mapped_column(String(16))  # running | finished | interrupted (stored; see lease_owner)
     model: Mapped[str] = mapped_column(String(200), index=True)  # as given, e.g. openai/gpt-4o-mini
     model_info: Mapped[dict] = mapped_column(JSON)  # endpoint, client options, limiter
     generate_config: Mapped[dict] = mapped_column(JSON)  # sampling settings sent with every call
@@ -31,6 +31,10 @@ class Run(Base):
     environment: Mapped[dict] = mapped_column(JSON)  # harness version + git commit, python, packages, host
     command: Mapped[str] = mapped_column(Text)
     rescored_from: Mapped[str | None] = mapped_column(String(32))  # `harness rescore`: the run whose responses it re-judged
+    # the lease of the process working on the run ("host:pid"), renewed every few seconds; a status 'running'
+    # whose lease is stale (old heartbeat, or a dead pid on this host) is shown as interrupted
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class RunTask(Base):
@@ -74,6 +78,8 @@ class SampleRow(Base):
     latency_s: Mapped[float | None] = mapped_column(Float)
     trace_hash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    # the fields whose text could not be stored as it was (lone surrogates, NUL): stored backslash-escaped
+    escaped: Mapped[list | None] = mapped_column(JSON)
     __table_args__ = (UniqueConstraint("run_task_id", "sample_id", "epoch"),)
 
 

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import socket
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -12,12 +14,76 @@ from typing import Any, Iterable
 
 from sqlalchemy import create_engine, delete, event, func, insert, select, text, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, ProgrammingError
+from sqlalchemy.exc import (ArgumentError, InterfaceError, NoSuchModuleError, OperationalError, ProgrammingError,
+                            StatementError)
 
 from harness._registry import UsageError
 from harness.store._schema import CallRow, Run, RunTask, SampleRow, Trace
 
-HEAD = "0001"  # the newest migration; tests check it matches migrations/versions
+HEAD = "0002"  # the newest migration; tests check it matches migrations/versions
+
+
+log = logging.getLogger("harness.store")
+
+# A process working on a run renews its lease every LEASE_RENEW_S; a lease not renewed for LEASE_STALE_S (or
+# held by a pid that no longer exists on this host) is stale: its run shows as interrupted and may be resumed.
+LEASE_RENEW_S = 5.0
+LEASE_STALE_S = 60.0
+# text columns of a sample row, and of a call row, that carry text from the model, the data or an error
+SAMPLE_TEXT = ("sample_id", "answer", "target", "prompt", "response", "error_category", "error", "explanation")
+CALL_TEXT = ("sample_id", "model", "error")
+
+
+def lease_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def lease_is_stale(owner: str | None, heartbeat_at: datetime | None, now: datetime | None = None) -> bool:
+    if owner is None or heartbeat_at is None:
+        return True
+    if ((now or utcnow()) - heartbeat_at).total_seconds() > LEASE_STALE_S:
+        return True
+    host, _, pid = owner.rpartition(":")
+    if host == socket.gethostname() and pid.isdigit():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True  # killed (kill -9, OOM) without the chance to say so
+        except PermissionError:
+            pass  # alive, another user's
+    return False
+
+
+def shown_status(run: dict[str, Any]) -> str:
+    """The stored status, except that a 'running' run nobody holds a fresh lease on is 'interrupted'. Runs made
+    before leases existed (no owner recorded) keep their stored status."""
+    if run.get("status") == "running" and run.get("lease_owner") and lease_is_stale(run["lease_owner"], run.get("heartbeat_at")):
+        return "interrupted"
+    return run.get("status")
+
+
+def storable(value: str) -> tuple[str, bool]:
+    """Text every backend can store: lone surrogates (not UTF-8) and NUL (PostgreSQL text refuses it) are
+    backslash-escaped. Returns the text and whether it was changed."""
+    try:
+        value.encode("utf-8")
+        if "\x00" not in value:
+            return value, False
+    except UnicodeEncodeError:
+        value = value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value.replace("\x00", "\\x00"), True
+
+
+def _sanitised(row: dict[str, Any], fields: tuple[str, ...]) -> tuple[dict[str, Any], list[str]]:
+    escaped = []
+    for key in fields:
+        value = row.get(key)
+        if isinstance(value, str):
+            clean, changed = storable(value)
+            if changed:
+                row = {**row, key: clean}
+                escaped.append(key)
+    return row, escaped
 
 
 def default_url() -> str:
@@ -51,11 +117,17 @@ def decode_trace(data: bytes) -> dict[str, Any]:
 
 
 class Store:
-    def __init__(self, url: str | None = None, *, upgrade: bool = True):
+    def __init__(self, url: str | None = None, *, upgrade: bool = True, create: bool = True):
+        """create=False (read-only commands): a SQLite file that does not exist is an error, not a new database,
+        so a typo in --db cannot leave an empty database (and its folders) behind."""
         self.url = url or default_url()
         try:
             if self.url.startswith("sqlite:///") and self.url != "sqlite:///:memory:":
-                Path(self.url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                path = Path(self.url.removeprefix("sqlite:///").partition("?")[0]).expanduser()
+                if not create and not path.is_file():
+                    raise UsageError(f"no database at {path}: check --db / HARNESS_DB_URL (`harness eval` creates "
+                                     "one, e.g. harness eval --model reference --task cipherbank --data bundled)")
+                path.parent.mkdir(parents=True, exist_ok=True)
             self.engine: Engine = create_engine(self.url, future=True, pool_pre_ping=not self.is_sqlite)
             if self.is_sqlite:
                 event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -99,22 +171,60 @@ class Store:
 
     # ---- runs
     def create_run(self, **fields: Any) -> None:
+        """A new run, leased to this process (see acquire_lease)."""
+        now = utcnow()
         with self.engine.begin() as conn:
-            conn.execute(insert(Run).values(created_at=utcnow(), status="running", **fields))
+            conn.execute(insert(Run).values(created_at=now, status="running", lease_owner=lease_owner(),
+                                            heartbeat_at=now, **fields))
+
+    def acquire_lease(self, run_id: str, owner: str | None = None) -> None:
+        """Take the run for `owner` (this process): allowed when nobody holds it or the holder's lease is stale.
+        The check and the take are one conditional UPDATE, so of two processes resuming at once exactly one
+        wins; the other gets a UsageError naming the holder."""
+        owner = owner or lease_owner()
+        with self.engine.begin() as conn:
+            row = conn.execute(select(Run.lease_owner, Run.heartbeat_at, Run.status).where(Run.id == run_id)).first()
+            if row is None:
+                raise UsageError(f"no run {run_id!r} in {_redact(self.url)}")
+            held, beat, _ = row
+            if held not in (None, owner) and not lease_is_stale(held, beat):
+                raise _LeaseHeld(run_id, held, beat)
+            now = utcnow()
+            taken = conn.execute(update(Run).where(
+                Run.id == run_id,
+                (Run.lease_owner == held) if held is not None else Run.lease_owner.is_(None),
+                (Run.heartbeat_at == beat) if beat is not None else Run.heartbeat_at.is_(None),
+            ).values(lease_owner=owner, heartbeat_at=now, status="running", finished_at=None)).rowcount
+        if taken != 1:  # someone took it between the read and the update
+            fresh = self.get_run(run_id) or {}
+            raise _LeaseHeld(run_id, fresh.get("lease_owner"), fresh.get("heartbeat_at"))
+
+    def renew_lease(self, run_id: str, owner: str | None = None) -> bool:
+        """The heartbeat; False when the lease is no longer this owner's."""
+        with self.engine.begin() as conn:
+            return conn.execute(update(Run).where(Run.id == run_id, Run.lease_owner == (owner or lease_owner()))
+                                .values(heartbeat_at=utcnow())).rowcount == 1
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(Run.__table__).where(Run.id == run_id)).mappings().first()
             if row is None:
-                matches = conn.execute(select(Run.id).where(Run.id.like(f"{run_id}%"))).scalars().all()
-                if len(matches) == 1:
+                prefix = run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+                matches = conn.execute(select(Run.id).where(Run.id.like(f"{prefix}%", escape="\\"))
+                                       .order_by(Run.id).limit(11)).scalars().all()
+                if len(matches) > 1:
+                    shown = ", ".join(matches[:10]) + (", ..." if len(matches) > 10 else "")
+                    raise UsageError(f"run id {run_id!r} matches {'more than 10' if len(matches) > 10 else len(matches)}"
+                                     f" runs: {shown}; give more of the id")
+                if matches:
                     row = conn.execute(select(Run.__table__).where(Run.id == matches[0])).mappings().first()
-            return dict(row) if row else None
+            return {**row, "status": shown_status(row)} if row else None
 
     def set_run_status(self, run_id: str, status: str, **fields: Any) -> None:
+        """Any status but 'running' also gives the run's lease up."""
         values = {"status": status, **fields}
         if status != "running":
-            values["finished_at"] = utcnow()
+            values.update(finished_at=utcnow(), lease_owner=None, heartbeat_at=None)
         with self.engine.begin() as conn:
             conn.execute(update(Run).where(Run.id == run_id).values(**values))
 
@@ -130,6 +240,7 @@ class Store:
             tasks = conn.execute(select(RunTask.run_id, RunTask.task, RunTask.variant)
                                  .where(RunTask.run_id.in_([r["id"] for r in runs]))).all()
         for r in runs:
+            r["status"] = shown_status(r)
             r["counts"] = {status: n for rid, status, n in counts if rid == r["id"]}
             r["tasks"] = [t if v == "default" else f"{t}@{v}" for rid, t, v in tasks if rid == r["id"]]
         return runs
@@ -169,18 +280,56 @@ class Store:
             return {(s, e) for s, e in conn.execute(
                 select(SampleRow.sample_id, SampleRow.epoch).where(SampleRow.run_task_id == run_task_id)).all()}
 
-    def write(self, results: Iterable[SampleResult]) -> None:
-        """One transaction per batch: each result is either fully stored (row, calls, trace) or not at all."""
+    def write(self, results: Iterable[SampleResult]) -> list[str]:
+        """One transaction per batch: each result is either fully stored (row, calls, trace) or not at all.
+
+        Text that no backend can store (lone surrogates, NUL) is stored escaped and the row's `escaped` names
+        those fields. If the batch still fails, its results are written one by one, so one unwritable result
+        fails alone: it is stored as an error row saying why (or, if even that fails, skipped: a resume redoes
+        it). Returns one message per result that could not be stored as it was."""
         results = list(results)
         if not results:
-            return
+            return []
+        try:
+            self._write(results)
+            return []
+        except UNWRITABLE as e:
+            _unless_database_failed(e)
+            if len(results) == 1:
+                return [self._write_failed(results[0], e)]
+        problems = []
+        for r in results:
+            try:
+                self._write([r])
+            except UNWRITABLE as e:
+                _unless_database_failed(e)
+                problems.append(self._write_failed(r, e))
+        return problems
+
+    def _write_failed(self, r: SampleResult, e: Exception) -> str:
+        cause = getattr(e, "orig", None) or e  # the driver's or serializer's error, not SQLAlchemy's wrapper
+        reason = f"could not store this sample's result: {type(cause).__name__}: {(str(cause).splitlines() or [''])[0][:300]}"
+        key = f"sample {r.row.get('sample_id')!r} epoch {r.row.get('epoch')}"
+        row = {**dict.fromkeys(r.row), "sample_id": r.row.get("sample_id"), "epoch": r.row.get("epoch"),
+               "status": "error", "error": reason}
+        try:
+            self._write([SampleResult(r.run_task_id, row, [], {"write_error": reason})])
+        except UNWRITABLE as again:
+            _unless_database_failed(again)
+            log.error("%s: %s; and the error row failed too (%s): a resume redoes it", key, reason, again)
+            return f"{key}: {reason}; not stored (a resume redoes it)"
+        return f"{key}: {reason}; stored as an error"
+
+    def _write(self, results: list[SampleResult]) -> None:
         now = utcnow()
         traces, samples, calls = {}, [], []
         for r in results:
             trace_hash, blob = encode_trace(r.trace)
             traces[trace_hash] = blob
-            samples.append({**r.row, "run_task_id": r.run_task_id, "trace_hash": trace_hash, "created_at": now})
-            calls.extend({**c, "run_task_id": r.run_task_id} for c in r.calls)
+            row, escaped = _sanitised(r.row, SAMPLE_TEXT)
+            samples.append({**row, "run_task_id": r.run_task_id, "trace_hash": trace_hash, "created_at": now,
+                            "escaped": escaped or None})
+            calls.extend({**_sanitised(c, CALL_TEXT)[0], "run_task_id": r.run_task_id} for c in r.calls)
         with self.engine.begin() as conn:
             conn.execute(self._insert_ignore(Trace), [{"hash": h, "data": b} for h, b in traces.items()])
             conn.execute(insert(SampleRow.__table__), samples)
@@ -195,7 +344,8 @@ class Store:
         return dialect_insert(table).on_conflict_do_nothing()
 
     def sample_values(self, run_task_id: int) -> list[dict[str, Any]]:
-        """Per-row values the metrics are computed from (scored rows only)."""
+        """Per-row values the metrics are computed from: scored rows only. Errored rows are not values; the metrics
+        carry their count beside (harness._runner.compute_metrics: counts, complete)."""
         with self.engine.connect() as conn:
             rows = conn.execute(select(SampleRow.sample_id, SampleRow.epoch, SampleRow.score, SampleRow.scores,
                                        SampleRow.sample_metadata.label("metadata"))
@@ -221,6 +371,24 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+# what a value can make a write raise (StatementError covers the driver's errors and the JSON serializer's)
+UNWRITABLE = (StatementError, ValueError, TypeError, UnicodeError)
+
+
+def _unless_database_failed(e: Exception) -> None:
+    """A lost connection or a locked database is no row's fault: re-raise it rather than blame each row."""
+    if isinstance(e, (OperationalError, InterfaceError)):
+        raise e
+
+
+class _LeaseHeld(UsageError):
+    def __init__(self, run_id: str, owner: str | None, beat: datetime | None):
+        age = f", last heartbeat {max(0, int((utcnow() - beat).total_seconds()))} s ago" if beat else ""
+        super().__init__(f"run {run_id} is being worked on by {owner}{age}; wait for it to finish, or stop that "
+                         f"process (a lease not renewed for {int(LEASE_STALE_S)} s, or whose process is gone, can "
+                         f"be resumed)")
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:

@@ -115,7 +115,10 @@ def _prf(tp, fp, fn, measure: str):
 
 def set_metric(level: str, average: str, measure: str, *, skip_unparseable: bool = False) -> CorpusMetric:
     def total(totals: Mapping[str, Any], key: str):
-        value = totals.get(key, 0.0)
+        import numpy as np
+
+        # a numpy value even for a key no sample has: 0 / 0 must be NaN under errstate, not ZeroDivisionError
+        value = np.asarray(totals.get(key, 0.0), dtype=float)
         return value - totals.get(f"unparsed.{key}", 0.0) if skip_unparseable else value
 
     def statistic(totals: Mapping[str, Any], n: int):
@@ -131,7 +134,9 @@ def set_metric(level: str, average: str, measure: str, *, skip_unparseable: bool
             tp, fp, fn = (np.asarray(total(totals, f"{level}.{k}:{c}"), dtype=float) for k in ("tp", "fp", "fn"))
             scores.append(_prf(tp, fp, fn, measure))
             seen.append(tp + fp + fn > 0)
-        scores, seen = np.broadcast_arrays(*scores), np.broadcast_arrays(*seen)
+        # one broadcast for both: a precision with no predictions is a scalar while its `seen` is not
+        both = np.broadcast_arrays(*scores, *seen)
+        scores, seen = both[:len(classes)], both[len(classes):]
         count = np.sum(seen, axis=0)
         return np.where(count > 0, np.sum(np.where(seen, scores, 0.0), axis=0) / np.maximum(count, 1), 0.0)
 

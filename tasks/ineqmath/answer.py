@@ -19,6 +19,7 @@ from typing import Awaitable, Callable
 
 from pydantic import BaseModel, ValidationError
 
+from harness.judge import JudgeNoVerdict
 from harness.tasks.ineqmath import prompts
 from harness.tasks.ineqmath.prompts import CHOICES, CHOICES_DICT
 
@@ -111,6 +112,7 @@ async def judge_answer(response: str, prob_type: str, gold: str, ask: AskJudge, 
     try:
         check = EquivalenceCheck.model_validate(json.loads(reply))
     except (json.JSONDecodeError, ValidationError) as e:
-        return AnswerVerdict(False, sentence, extracted, "llm_equivalence",
-                             detail=f"unusable equivalence answer ({type(e).__name__}): counted as not equivalent")
+        # the judge's failure, not the model's: the sample errors (harness.judge.JudgeNoVerdict), never scores 0
+        raise JudgeNoVerdict("answer", f"the equivalence answer is not the structured output ({type(e).__name__})",
+                             reply) from None
     return AnswerVerdict(check.equivalent, sentence, extracted, "llm_equivalence", detail=check.analysis[:2000])

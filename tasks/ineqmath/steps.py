@@ -11,6 +11,8 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.judge import JudgeNoVerdict
+
 STEP_JUDGES = ["toy_case", "logical_gap", "numerical_approximation", "numerical_computation"]
 CHECK_TIMEOUT_S = 10.0
 
@@ -49,7 +51,7 @@ class CheckRun:
 @dataclass
 class StepVerdict:
     passed: bool
-    parsed: bool  # False: the judge gave no verdict (counted as not passed)
+    parsed: bool  # the judge gave a verdict (one that gives none raises JudgeNoVerdict: the sample errors)
     checks: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -66,7 +68,9 @@ async def run_check(sandbox, code: str) -> CheckRun:
 async def judge_steps(criterion: str, text: str, sandbox) -> StepVerdict:
     if criterion != "numerical_computation":
         v = verdict(text)
-        return StepVerdict(bool(v), v is not None)
+        if v is None:  # the judge's failure, not the model's: the sample errors, never fails this criterion
+            raise JudgeNoVerdict(criterion, "no <Answer>: True/False", text)
+        return StepVerdict(v, True)
     checks = code_checks(text)
     if not checks:
         # no numerically verifiable expression: nothing can be wrong, unless the judge says otherwise

@@ -162,3 +162,22 @@ def test_context_check_and_truncation(sqlite_url):
     metrics, rows = run(sqlite_url, "reference", "truncate", {"context_tokens": 5000})
     assert all(r["status"] == "scored" for r in rows.values())
     assert metrics["overall"]["pair_micro_f1"]["value"] == 100.0
+
+
+def test_macro_scores_when_a_model_predicts_no_pair_at_all():
+    """A model that names no faulty agent: every class has tp = fp = 0 (scalars in the totals) and
+    fn > 0 (arrays): precision is 0, not a broadcasting crash (it took the whole run down)."""
+    from harness.tasks.aegis.scoring import set_metric
+
+    rows = [[{"pair.tp": 0.0, "pair.fp": 0.0, "pair.fn": 3.0, "pair.fn:a|FM-1.1": 1.0, "pair.fn:b|FM-3.1": 1.0,
+              "pair.fn:c|FM-1.2": 1.0}]]
+    for measure in ("precision", "recall", "f1"):
+        value = set_metric("pair", "macro", measure).compute_corpus(rows)
+        assert value is not None and value.value == 0.0
+
+
+def test_micro_scores_when_no_sample_has_the_level_at_all():
+    from harness.tasks.aegis.scoring import set_metric
+
+    value = set_metric("mode", "micro", "f1").compute_corpus([[{"exact": 0.0}]])
+    assert value is not None and value.value == 0.0

@@ -106,7 +106,7 @@ def test_mock_with_known_wrong_answers_gives_the_expected_per_cipher_numbers(tmp
     assert metrics["overall"]["accuracy"]["value"] == pytest.approx(100 * 44 / 180)
     assert metrics["by"]["category"]["substitution"]["accuracy"]["value"] == pytest.approx(100 * 44 / 80)
     assert metrics["by"]["category"]["custom"]["accuracy"]["value"] == 0.0
-    assert metrics["counts"] == {"scored": 180, "error": 0}
+    assert metrics["counts"] == {"scored": 180, "error": 0, "planned": 180} and metrics["complete"] is True
     low, high = metrics["overall"]["accuracy"]["ci_low"], metrics["overall"]["accuracy"]["ci_high"]
     assert low < 100 * 44 / 180 < high
     assert answered == {c: 20 for c in CIPHERS}

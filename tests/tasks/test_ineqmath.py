@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from harness import UsageError, get_task
 from harness._runner import EvalPlan, Runner, TaskRef
+from harness.judge import JudgeNoVerdict
 from harness.model import MockModel
 from harness.store import Store
 from harness.tasks.ineqmath import prompts, read_replay
@@ -135,8 +136,8 @@ async def test_bound_answers_string_match_then_structured_equivalence():
                            judge("C=0.5", '{"analysis": "1/2 = 0.5", "equivalent": true}'), seed="s")
     assert (v.correct, v.method) == (True, "llm_equivalence") and asked[1][1] is True
     assert "Ground truth: C=\\frac{1}{2}\n    Prediction: C=0.5" in asked[1][0]
-    v = await judge_answer("The answer is C=0.5", "bound", "$C = 1$", judge("C=0.5", "Equivalent: true"), seed="s")
-    assert not v.correct and "unusable" in v.detail  # not the structured output: not equivalent, as upstream
+    with pytest.raises(JudgeNoVerdict, match="not the structured output"):  # the judge's failure, not the model's
+        await judge_answer("The answer is C=0.5", "bound", "$C = 1$", judge("C=0.5", "Equivalent: true"), seed="s")
     v = await judge_answer("", "bound", "$C = 1$", judge("C=1", ""), seed="s")
     assert (v.correct, v.method) == (False, "no_answer")
 
@@ -279,7 +280,8 @@ def test_rescore_makes_a_new_run_and_reuses_cached_judge_answers(db_url, monkeyp
     new_id = json.loads(result.stdout[result.stdout.index("{"):])["run"]["id"]
     assert new_id != source
     new_run = store.get_run(new_id)
-    assert new_run["rescored_from"] == source and new_run["model"] == f"replay:{RESULTS}"
+    # the rescored run keeps the source run's model name (a replay file is named by its stem)
+    assert new_run["rescored_from"] == source and new_run["model"] == store.get_run(source)["model"] == RESULTS.stem
     rt = store.run_tasks(new_id)[0]
     assert rt["metrics"]["overall"]["answer"]["value"] == pytest.approx(25.0)
     # the source run is untouched
