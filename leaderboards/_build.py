@@ -14,7 +14,7 @@ import re
 import shutil
 import time
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
@@ -28,6 +28,7 @@ from harness.leaderboards._spec import LeaderboardSpec, load_spec
 
 TEMPLATES = Path(__file__).parent / "templates"
 MANIFEST = ".harness-leaderboard.json"
+KEY_METRICS = 4  # columns of a suite's overall table (more when the paper reports more); the rest: "all metrics"
 DATA_FILE = "leaderboard.json"
 
 
@@ -53,6 +54,8 @@ class Suite:
     description: str
     reference: list[Any]
     entries: list[_data.Entry]
+    key_metrics: list[str] = field(default_factory=list)  # the overall table's columns; the rest in "all metrics"
+    reported: list[dict[str, Any]] = field(default_factory=list)  # paper numbers, one row per (model, setting)
 
 
 def slug(text: str) -> str:
@@ -106,13 +109,16 @@ def build(store, out: str | Path, spec: LeaderboardSpec | None = None, *, previo
     suites = _suites(spec, selected)
     cells = {_key(s.label, e.model, m): _cell(e, m) for s in suites for e in s.entries for m in s.metrics
              if m in e.metrics.get("overall", {})}
+    states = {(s.label, e.model): {**e.state, "run_id": e.run_id} for s in suites for e in s.entries}
     prior_cells = (prior or {}).get("cells", {})
     for key, cell in cells.items():
         cell["delta"] = _delta(cell, prior_cells.get(key))
 
     out.mkdir(parents=True, exist_ok=True)
     env = environment()
-    models = _rank_models(suites, cells)
+    board = [s for s in suites if s.entries and s.metrics]  # the index's columns: suites that have runs
+    ranking = _ranking(board, cells, states)
+    models = [r["model"] for r in ranking]
     common = {"title": spec.title, "spec": spec, "built_at": built_at, "prior": prior, "database": _redacted(store)}
     # pages that others link to first, the index last: a build that fails half-way leaves no broken links
     run_ids = sorted({e.run_id for e in selected})
@@ -120,16 +126,17 @@ def build(store, out: str | Path, spec: LeaderboardSpec | None = None, *, previo
     (out / "suites").mkdir(exist_ok=True)
     for s in suites:
         _write(out / "suites" / f"{s.slug}.html", env.get_template("suite.html.j2").render(
-            root="../", suite=s, cells=cells, key=_key, charts=_suite_charts(s), breakdowns=_breakdowns(s),
-            **common))
+            root="../", suite=s, cells=cells, states=states, key=_key, charts=_suite_charts(s),
+            breakdowns=_breakdowns(s), **common))
     for stale in set((out / "suites").glob("*.html")) - {out / "suites" / f"{s.slug}.html" for s in suites}:
         stale.unlink()
     _write(out / "index.html", env.get_template("index.html.j2").render(
-        root="", suites=suites, models=models, cells=cells, key=_key, reference_rows=_reference_rows(suites),
-        **common))
+        root="", suites=board, unrun=[s for s in suites if s not in board], ranking=ranking, cells=cells,
+        states=states, key=_key, reference=_reference_by_suite(suites), aggregate=len(board) > 1, **common))
     public = {k: {f: v for f, v in c.items() if f != "delta"} for k, c in cells.items()}
     _write(out / DATA_FILE, json.dumps({"name": spec.name, "title": spec.title, "built_at": built_at.isoformat(),
-                                        "suites": [s.label for s in suites], "models": models, "cells": public},
+                                        "suites": [s.label for s in suites], "models": models,
+                                        "ranking": ranking, "cells": public},
                                        indent=1))
     if record:
         with store.engine.begin() as conn:
@@ -142,15 +149,17 @@ def _key(suite: str, model: str, metric: str) -> str:
 
 
 def _cell(e: _data.Entry, metric: str) -> dict[str, Any]:
-    m = e.metrics["overall"][metric]
+    m, state = e.metrics["overall"][metric], e.state
     return {"value": m["value"], "ci_low": m.get("ci_low"), "ci_high": m.get("ci_high"), "n": m.get("n"),
-            "run_id": e.run_id}
+            "run_id": e.run_id, "complete": state["complete"], "errored": state["error"], "planned": state["planned"]}
 
 
 def _delta(cell: dict[str, Any], before: dict[str, Any] | None) -> dict[str, Any] | None:
     """The change since the previous build; flagged when the earlier value lies outside this 95% CI."""
     if not before or before.get("value") is None:
         return None
+    if round(cell["value"] - before["value"], 2) == 0:
+        return None  # unchanged to the shown precision: no "+0.00" in every cell of a rebuild
     lo, hi = cell["ci_low"], cell["ci_high"]
     flagged = lo is not None and hi is not None and not (lo <= before["value"] <= hi)
     return {"change": cell["value"] - before["value"], "before": before["value"], "flagged": flagged,
@@ -201,29 +210,66 @@ def _suites(spec: LeaderboardSpec, selected: list[_data.Entry]) -> list[Suite]:
                        [headline] * bool(headline) + sorted(m for m in stored if m != headline))
             label = task if variant == "default" else f"{task}@{variant}"
             if metrics:  # best first, in tables and charts alike
-                found = sorted(found, key=lambda e: -e.metrics["overall"].get(metrics[0], {}).get("value", -math.inf))
-            suites.append(Suite(label, task, variant, slug(label), headline, metrics, description, reference, found))
+                found = sorted(found, key=lambda e: (not e.state["complete"],  # incomplete runs after complete ones
+                                                     -e.metrics["overall"].get(metrics[0], {}).get("value", -math.inf)))
+            referenced = [r.metric for r in reference if r.group is None and r.metric in metrics]
+            key = list(dict.fromkeys([*metrics[:1], *referenced]))
+            key += [m for m in metrics if m not in key][:max(0, KEY_METRICS - len(key))]
+            suites.append(Suite(label, task, variant, slug(label), headline, metrics, description, reference, found,
+                                key, _reported_rows(reference)))
     return suites
 
 
-def _rank_models(suites: list[Suite], cells: dict[str, Any]) -> list[str]:
-    """Models by their mean ranking metric over the suites they were run on (more suites break ties)."""
-    scores: dict[str, list[float]] = {}
-    for s in suites:
-        for e in s.entries:
-            c = cells.get(_key(s.label, e.model, s.metrics[0])) if s.metrics else None
-            scores.setdefault(e.model, []).append(c["value"] if c else 0.0)
-    return sorted(scores, key=lambda m: (-sum(scores[m]) / len(scores[m]), -len(scores[m]), m))
+def _ranking(board: list[Suite], cells: dict[str, Any], states: dict[tuple[str, str], Any]) -> list[dict[str, Any]]:
+    """The index's rows, best first. A model is ranked on its complete results only (every planned sample
+    scored, none errored): its aggregate is the mean ranking metric over those suites (all proportions are
+    percentages, so they average). More suites rank first, then the higher aggregate. A model whose every
+    result is incomplete is listed after the ranked ones, without a rank."""
+    models = sorted({e.model for s in board for e in s.entries})
+    rows = []
+    for model in models:
+        values, incomplete = {}, []
+        for s in board:
+            state = states.get((s.label, model))
+            if state is None:
+                continue
+            c = cells.get(_key(s.label, model, s.metrics[0]))
+            if state["complete"] and c is not None:
+                values[s.label] = c["value"]
+            else:
+                incomplete.append(s.label)
+        rows.append({"model": model, "aggregate": sum(values.values()) / len(values) if values else None,
+                     "suites": len(values), "of": len(board), "incomplete": incomplete, "rank": None})
+    rows.sort(key=lambda r: (r["aggregate"] is None, -r["suites"], -(r["aggregate"] or 0.0), r["model"]))
+    for i, r in enumerate(x for x in rows if x["aggregate"] is not None):
+        r["rank"] = i + 1
+    return rows
 
 
-def _reference_rows(suites: list[Suite]) -> list[dict[str, Any]]:
-    """The paper's overall numbers for each suite's ranking metric, one row per reported model."""
-    rows: dict[str, dict[str, Any]] = {}
-    for s in suites:
-        for r in s.reference:
-            if r.group is None and s.metrics and r.metric == s.metrics[0]:
-                rows.setdefault(r.model, {"model": r.model, "cells": {}})["cells"][s.label] = r
+def _reported_rows(reference: list[Any]) -> list[dict[str, Any]]:
+    """The paper's overall numbers merged into one row per (model, setting): a setting is told apart by its
+    model label and note (e.g. the split), so a table with one column per metric gets one row per setting."""
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in reference:
+        if r.group is None:
+            row = rows.setdefault((r.model, r.note), {"model": r.model, "note": r.note, "source": r.source,
+                                                      "values": {}})
+            row["values"][r.metric] = r.value
     return list(rows.values())
+
+
+def _reference_by_suite(suites: list[Suite]) -> list[dict[str, Any]]:
+    """For the index's collapsed section: per suite, the paper's overall numbers on its ranking metric."""
+    out = []
+    for s in suites:
+        if not s.metrics:
+            continue
+        rows = sorted(({"model": r["model"], "note": r["note"], "source": r["source"],
+                        "value": r["values"][s.metrics[0]]} for r in s.reported if s.metrics[0] in r["values"]),
+                      key=lambda r: -r["value"])
+        if rows:
+            out.append({"suite": s, "metric": s.metrics[0], "rows": rows})
+    return out
 
 
 def _breakdowns(s: Suite) -> list[dict[str, Any]]:
@@ -266,7 +312,8 @@ def _suite_charts(s: Suite) -> dict[str, Any]:
 
 
 def _write(path: Path, text: str) -> None:
-    path.write_text(text, encoding="utf-8")
+    # a model's text can hold a lone surrogate (traces keep it as the model sent it): written as its \uXXXX escape
+    path.write_text(text, encoding="utf-8", errors="backslashreplace")
 
 
 # ---- runs and samples
@@ -344,7 +391,9 @@ def _render_run(engine, env: jinja2.Environment, folder: Path, run: dict[str, An
             n_pages = max(1, math.ceil(total / page_size))
             index = _render_samples(conn, env, folder / slug(label), run, label, rt["id"], n_pages, page_size,
                                     common)
+            _render_failures(conn, env, folder / slug(label), run, label, rt["id"], page_size, common)
             sections.append({"label": label, "slug": slug(label), "rt": rt, "counts": counts[rt["id"]],
+                             "state": _data.completeness(rt["metrics"], counts[rt["id"]], rt["samples_planned"]),
                              "failures": _data.failure_groups(conn, rt["id"]), "pages": n_pages,
                              "page_size": page_size, "samples": index})
             pages += n_pages
@@ -380,6 +429,41 @@ def _render_samples(conn, env: jinja2.Environment, folder: Path, run: dict[str, 
     return index
 
 
+def _render_failures(conn, env: jinja2.Environment, folder: Path, run: dict[str, Any], label: str, rt_id: int,
+                     page_size: int, common: dict[str, Any]) -> None:
+    """One static page per error category listing every failing sample of it, each linked to its place in the
+    sample pages: the site has no scripts, so filtering to failures is done when it is built."""
+    template = env.get_template("failures.html.j2")
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in _data.failed_samples(conn, rt_id):
+        groups.setdefault(row["category"], []).append(
+            {**row, "href": f"../p{(row['pos'] - 1) // page_size + 1}.html#s{row['pos']}"})
+    if groups:
+        (folder / "failures").mkdir()
+    for category, rows in groups.items():
+        _write(folder / "failures" / f"{slug(category)}.html", template.render(
+            root="../../../../", run=run, label=label, category=category, samples=rows,
+            categories=sorted(groups, key=lambda c: (-len(groups[c]), c)), counts={c: len(v) for c, v in groups.items()},
+            **common))
+
+
+def _conversation_summary(messages: list[SimpleNamespace]) -> str:
+    """What a sample's conversation holds, named only where present: '2 messages: system, user, assistant'
+    or '9 messages · 3 tool calls · 3 tool results'."""
+    if not messages:
+        return "no messages stored"
+    calls = sum(m.n_tool_calls for m in messages)
+    results = sum(1 for m in messages if m.role == "tool")
+    parts = [f"{len(messages)} message{'s' if len(messages) != 1 else ''}"]
+    if calls:
+        parts.append(f"{calls} tool call{'s' if calls != 1 else ''}")
+    if results:
+        parts.append(f"{results} tool result{'s' if results != 1 else ''}")
+    if not calls and not results:
+        return f"{parts[0]}: {', '.join(dict.fromkeys(m.role for m in messages))}"
+    return " · ".join(parts)
+
+
 def _sample_view(row: dict[str, Any], pos: int) -> SimpleNamespace:
     """What a sample page shows; an object rather than a dict because jinja2 resolves attributes first."""
     trace = json.loads(zlib.decompress(row.pop("trace"))) if row.get("trace") else {}
@@ -390,14 +474,15 @@ def _sample_view(row: dict[str, Any], pos: int) -> SimpleNamespace:
             role=m.get("role", "?"), name=m.get("name") or m.get("tool_call_id"),
             content=content if isinstance(content, str) or content is None else json.dumps(content, indent=2,
                                                                                          ensure_ascii=False),
-            tool_calls=json.dumps(m["tool_calls"], indent=2, ensure_ascii=False) if m.get("tool_calls") else None))
+            tool_calls=json.dumps(m["tool_calls"], indent=2, ensure_ascii=False) if m.get("tool_calls") else None,
+            n_tool_calls=len(m["tool_calls"]) if isinstance(m.get("tool_calls"), list) else int(bool(m.get("tool_calls")))))
     calls = [SimpleNamespace(kind=c.get("kind"), model=c.get("model"), input_tokens=c.get("input_tokens"),
                              output_tokens=c.get("output_tokens"), latency_s=c.get("latency_s"),
                              attempts=len(c.get("attempts") or []) or 1, error=c.get("error"), text=c.get("text"))
              for c in trace.get("calls", [])]
     details = [d for d in trace.get("scores", []) if d]
     return SimpleNamespace(
-        **row, pos=pos, messages=messages, calls=calls,
+        **row, pos=pos, messages=messages, calls=calls, conversation=_conversation_summary(messages),
         scores_json=json.dumps(row["scores"], ensure_ascii=False) if row["scores"] else None,
         metadata_json=json.dumps(row["metadata"], ensure_ascii=False) if row["metadata"] else None,
         details=json.dumps(details, indent=1, ensure_ascii=False, default=str) if details else None,

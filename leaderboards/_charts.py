@@ -7,7 +7,8 @@ from typing import Any
 PALETTE = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
            "#bab0ac"]
 PLOT_H = 220
-TOP, LEFT, BOTTOM = 16, 56, 110  # room for the axis labels and the rotated group names
+TOP, LEFT = 16, 56
+LABEL_CHARS, CHAR_W, ANGLE = 28, 6.6, math.radians(35)  # group names: at most 28 characters of 11 px text, at 35°
 
 
 def nice_ticks(high: float, count: int = 5) -> list[float]:
@@ -32,7 +33,14 @@ def bar_chart(groups: list[str], series: list[str],
     ymax = ticks[-1]
     bar_w = 12 if len(series) > 1 else 22
     group_w = bar_w * len(series) + 12
-    width = LEFT + group_w * len(groups) + 16
+    # a rotated name runs right and down from under its group: the SVG grows by what the longest one needs,
+    # so no name is cut at the edge
+    extent = [min(len(g), LABEL_CHARS) * CHAR_W for g in groups] or [0.0]
+    right = max(16.0, max(LEFT + (gi + 0.5) * group_w + 6 + e * math.cos(ANGLE) for gi, e in enumerate(extent))
+                - (LEFT + group_w * len(groups)) + 8)
+    bottom = 24 + max(extent) * math.sin(ANGLE)
+    plot_right = LEFT + group_w * len(groups) + 16
+    width = math.ceil(LEFT + group_w * len(groups) + right)
 
     def y(v: float) -> float:
         return TOP + PLOT_H * (1 - v / ymax)
@@ -52,8 +60,8 @@ def bar_chart(groups: list[str], series: list[str],
                 bar["err"] = {"x": x + (bar_w - 2) / 2, "y1": y(v["ci_low"]), "y2": y(v["ci_high"])}
                 bar["title"] += f" [{v['ci_low']:.2f}, {v['ci_high']:.2f}]"
             bars.append(bar)
-    return {"width": width, "height": TOP + PLOT_H + BOTTOM, "left": LEFT, "top": TOP, "plot_h": PLOT_H,
-            "right": width - 16, "ticks": [{"y": y(t), "text": f"{t:g}"} for t in ticks], "bars": bars,
+    return {"width": width, "height": math.ceil(TOP + PLOT_H + bottom), "left": LEFT, "top": TOP, "plot_h": PLOT_H,
+            "right": plot_right - 16, "ticks": [{"y": y(t), "text": f"{t:g}"} for t in ticks], "bars": bars,
             "labels": labels, "legend": [{"text": s, "color": PALETTE[i % len(PALETTE)]} for i, s in enumerate(series)]}
 
 

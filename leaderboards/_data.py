@@ -27,17 +27,23 @@ class Entry:
     metrics: dict[str, Any]
     created_at: datetime
     status: str
+    samples_planned: int | None = None
     usage: dict[str, Any] = field(default_factory=dict)
 
     @property
     def suite(self) -> str:
         return self.task if self.variant == "default" else f"{self.task}@{self.variant}"
 
+    @property
+    def state(self) -> dict[str, Any]:
+        """{"scored", "error", "planned", "complete"}: an incomplete entry is shown, marked, and never ranked."""
+        return completeness(self.metrics, None, self.samples_planned)
+
 
 def entries(conn: Connection, spec: LeaderboardSpec) -> list[Entry]:
     """Every run task that has metrics (finished runs, plus pinned runs in any state), filtered by the spec."""
     q = (select(RunTask.id, RunTask.run_id, Run.model, RunTask.task, RunTask.variant, RunTask.task_args,
-                RunTask.metrics, Run.created_at, Run.status)
+                RunTask.metrics, Run.created_at, Run.status, RunTask.samples_planned)
          .join(Run, Run.id == RunTask.run_id)
          .where(or_(Run.status == "finished", Run.id.in_(spec.pinned)))
          .order_by(Run.created_at, Run.id))
@@ -137,6 +143,17 @@ def failure_groups(conn: Connection, rt_id: int, examples: int = 5) -> list[dict
     return sorted(groups.values(), key=lambda g: (-g["count"], g["category"]))
 
 
+def failed_samples(conn: Connection, rt_id: int) -> Iterator[dict[str, Any]]:
+    """Every failing sample of a run task with its category and position in the sample pages, by category."""
+    ranked = (select(SampleRow.sample_id, SampleRow.epoch, SampleRow.status, SampleRow.error, SampleRow.score,
+                     SampleRow.answer, failure_category().label("category"), FAILED.label("failed"),
+                     func.row_number().over(order_by=(SampleRow.sample_id, SampleRow.epoch)).label("pos"))
+              .where(SampleRow.run_task_id == rt_id).subquery())
+    q = select(ranked).where(ranked.c.failed).order_by(ranked.c.category, ranked.c.pos)
+    for row in conn.execution_options(stream_results=True, yield_per=1000).execute(q).mappings():
+        yield dict(row)
+
+
 SAMPLE_COLUMNS = (SampleRow.sample_id, SampleRow.epoch, SampleRow.status, SampleRow.score, SampleRow.scores,
                   SampleRow.answer, SampleRow.target, SampleRow.prompt, SampleRow.response,
                   SampleRow.error_category, SampleRow.error, SampleRow.explanation,
@@ -163,3 +180,21 @@ def previous_build(conn: Connection, name: str) -> dict[str, Any] | None:
 
 def record_build(conn: Connection, name: str, built_at: datetime, cells: dict[str, Any]) -> None:
     conn.execute(LeaderboardBuild.__table__.insert().values(name=name, created_at=built_at, cells=cells))
+
+
+def completeness(metrics: dict[str, Any] | None, counts: dict[str, int] | None = None,
+                 planned: int | None = None) -> dict[str, Any]:
+    """Whether a run task's numbers cover every planned sample: {"scored", "error", "planned", "complete"}.
+
+    Read from the metrics JSON (`counts` with `planned`, and `complete`, written when the task finished);
+    rows written before `complete` existed get it computed from the counts: complete when nothing errored
+    and every planned sample was scored. `counts` (live status counts) and `planned` fill what the JSON lacks."""
+    stored = (metrics or {}).get("counts") or {}
+    live = counts or {}
+    scored = int(stored.get("scored", live.get("scored", 0)) or 0)
+    error = int(stored.get("error", live.get("error", 0)) or 0)
+    planned = stored.get("planned", planned)
+    complete = (metrics or {}).get("complete")
+    if complete is None:
+        complete = bool(metrics) and error == 0 and (planned is None or scored >= planned)
+    return {"scored": scored, "error": error, "planned": planned, "complete": bool(complete)}

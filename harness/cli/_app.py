@@ -9,15 +9,55 @@ import typer
 
 from harness._registry import UsageError
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"harness {version('harness')}")
+        except PackageNotFoundError:
+            print("harness (not installed as a package)")
+        raise typer.Exit()
+
+
+# plain (click) help rather than rich panels: full flag names, a description column of about half the
+# terminal, and a metavar per option (METAVAR below) instead of a type placeholder such as <bool>
+HELP = {"help_option_names": ["-h", "--help"], "max_content_width": 120}
 app = typer.Typer(
     help="Evaluate LLMs and agents on research benchmarks; every scored trace goes to SQL.",
-    no_args_is_help=True, add_completion=False, rich_markup_mode="rich", pretty_exceptions_enable=False,
+    no_args_is_help=True, add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False,
+    context_settings=HELP,
 )
 
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                 help="Print the version and exit.")] = False) -> None:
+    """Evaluate LLMs and agents on research benchmarks; every scored trace goes to SQL."""
+
+
 DbOpt = Annotated[Optional[str], typer.Option(
-    "--db", envvar="HARNESS_DB_URL", show_envvar=True,
+    "--db", envvar="HARNESS_DB_URL", show_envvar=True, metavar="URL",
     help="SQLAlchemy URL of the store. Default: sqlite:///~/.local/share/harness/harness.db ($XDG_DATA_HOME honoured).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output (the same numbers as the table).")]
+MetricsOpt = Annotated[str, typer.Option(
+    "--metrics", metavar="key|all|NAME,...",
+    help="Metrics shown per task: 'key' (the headline, those the paper reports and a few more), 'all' (every "
+         "metric, and every metric per group), or names separated by commas.")]
+SANDBOXES = ("auto", "docker", "bwrap", "none-UNSAFE")
+
+
+def check_sandbox(name: str, unsafe: bool) -> None:
+    """--sandbox is checked by name before any task runs, whether or not a task of the run needs one."""
+    import difflib
+
+    if name not in SANDBOXES:
+        close = difflib.get_close_matches(name, SANDBOXES, n=1, cutoff=0.5)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UsageError(f"--sandbox {name!r} is not a sandbox{hint}; use one of: {', '.join(SANDBOXES)}")
+    if name == "none-UNSAFE" and not unsafe:
+        raise UsageError("--sandbox none-UNSAFE runs model-written code on this host without isolation; "
+                         "it also needs --i-understand-this-runs-untrusted-code-unsandboxed")
 
 
 def _pairs(values: list[str] | None, flag: str) -> dict[str, Any]:
@@ -49,27 +89,33 @@ def _judges(values: list[str] | None) -> dict[str, str]:
 
 @app.command("eval")
 def eval_(
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="openai/<model>, vllm-server/<model>, reference, replay:<path> or mock.")] = None,
-    task: Annotated[Optional[list[str]], typer.Option("--task", "-t", help="Task name, or name@variant. Repeat for several.")] = None,
-    variant: Annotated[Optional[str], typer.Option(help="Variant for every task given without @variant (see `harness tasks`).")] = None,
-    task_arg: Annotated[Optional[list[str]], typer.Option("-T", help="Task argument key=value (e.g. -T few_shot=1).")] = None,
-    model_arg: Annotated[Optional[list[str]], typer.Option("-M", help="Sampling setting or client option key=value: temperature, max_tokens, top_p, seed, ...; max_connections, max_retries, timeout.")] = None,
-    base_url: Annotated[Optional[str], typer.Option(envvar="OPENAI_BASE_URL", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1. The key comes from OPENAI_API_KEY.")] = None,
-    data: Annotated[str, typer.Option(help="'hub' (the pinned HF dataset), 'hub:REPO_OR_FOLDER' (a mirror of it), 'bundled' (the small real sample shipped with the suite) or a local file/folder in the upstream format.")] = "hub",
-    limit: Annotated[Optional[int], typer.Option(help="Only the first N samples of each task.")] = None,
-    sample_id: Annotated[Optional[list[str]], typer.Option("--sample-id", help="Only these sample ids. Repeatable.")] = None,
-    epochs: Annotated[int, typer.Option(min=1, help="Samples per problem (pass@k uses them).")] = 1,
-    max_samples: Annotated[Optional[int], typer.Option(min=1, help="Samples in flight at once. Default: the endpoint's max_connections (64).")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Sent as the sampling seed; recorded with the run.")] = None,
-    judge_model: Annotated[Optional[list[str]], typer.Option("--judge-model", help="Judge model for LLM-judged tasks: MODEL for every judge, or ROLE=MODEL for one of a task's judges. Repeatable.")] = None,
-    judge_base_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible endpoint for the judges (default: the evaluated model's).")] = None,
-    sandbox: Annotated[str, typer.Option(help="Where model-written code runs: docker, bwrap or auto (docker if a daemon answers, else bwrap).")] = "auto",
-    unsafe: Annotated[bool, typer.Option("--i-understand-this-runs-untrusted-code-unsandboxed", help="Run model-written code as a plain host process (with --sandbox none-UNSAFE). Never on a machine you care about.")] = False,
-    resume: Annotated[Optional[str], typer.Option(help="Continue run RUN: only samples without a finished row are done.")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", metavar="MODEL", help="openai/<model>, vllm/<model> (a vLLM server the harness starts), vllm-server/<model> (one you started; with --base-url), reference, replay:<path> or mock.")] = None,
+    task: Annotated[Optional[list[str]], typer.Option("--task", "-t", metavar="TASK[@VARIANT]", help="Task name, or name@variant. Repeat for several.")] = None,
+    variant: Annotated[Optional[str], typer.Option(metavar="NAME", help="Variant for every task given without @variant (see `harness tasks`).")] = None,
+    task_arg: Annotated[Optional[list[str]], typer.Option("--task-arg", "-T", metavar="KEY=VALUE", help="Task argument (e.g. -T few_shot=1). Repeatable.")] = None,
+    model_arg: Annotated[Optional[list[str]], typer.Option("--model-arg", "-M", metavar="KEY=VALUE", help="Sampling setting or client option: temperature, max_tokens, top_p, seed, ...; max_connections, max_retries, timeout. A key no known provider reads gets a warning; -M extra.KEY=VALUE sends a provider-specific KEY on purpose. Repeatable.")] = None,
+    model_name: Annotated[Optional[str], typer.Option("--model-name", metavar="NAME", help="The model's name in runs and leaderboards. Default: --model (for replay:<path>, the file's stem).")] = None,
+    base_url: Annotated[Optional[str], typer.Option(envvar="OPENAI_BASE_URL", metavar="URL", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1. The key comes from OPENAI_API_KEY.")] = None,
+    data: Annotated[str, typer.Option(metavar="SOURCE", help="'hub' (the pinned HF dataset), 'hub:REPO_OR_FOLDER' (a mirror of it), 'bundled' (the small real sample shipped with the suite) or a local file/folder in the upstream format.")] = "hub",
+    limit: Annotated[Optional[int], typer.Option(metavar="N", help="Only the first N samples of each task.")] = None,
+    sample_id: Annotated[Optional[list[str]], typer.Option("--sample-id", metavar="ID", help="Only these sample ids. Repeatable.")] = None,
+    epochs: Annotated[int, typer.Option(min=1, metavar="N", help="Samples per problem (pass@k uses them).")] = 1,
+    max_samples: Annotated[Optional[int], typer.Option(min=1, metavar="N", help="Samples in flight at once. Default: the endpoint's max_connections (64).")] = None,
+    seed: Annotated[Optional[int], typer.Option(metavar="N", help="Sent as the sampling seed; recorded with the run.")] = None,
+    judge_model: Annotated[Optional[list[str]], typer.Option("--judge-model", metavar="[ROLE=]MODEL", help="Judge model for LLM-judged tasks: MODEL for every judge, or ROLE=MODEL for one of a task's judges. Repeatable.")] = None,
+    judge_base_url: Annotated[Optional[str], typer.Option(metavar="URL", help="OpenAI-compatible endpoint for the judges (default: the evaluated model's).")] = None,
+    sandbox: Annotated[str, typer.Option(metavar="NAME", help="Where model-written code runs: docker, bwrap, auto (docker if a daemon answers, else bwrap) or none-UNSAFE (plain host processes; needs the flag below).")] = "auto",
+    unsafe: Annotated[bool, typer.Option("--i-understand-this-runs-untrusted-code-unsandboxed", help="Allow --sandbox none-UNSAFE: model-written code runs as a plain host process. Never on a machine you care about.")] = False,
+    resume: Annotated[Optional[str], typer.Option(metavar="RUN", help="Continue run RUN: only samples without a finished row are done.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or progress lines (stderr); the results still print.")] = False,
+    metrics: MetricsOpt = "key",
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run a model on tasks; each sample is scored and committed as it finishes.
+
+    Progress: a bar on a terminal; otherwise (pipe, nohup, CI, Slurm) a line per task every 30 s
+    ($HARNESS_PROGRESS_INTERVAL) with done/total, rate, errors and ETA.
 
     Example: harness eval --model reference --task cipherbank --data bundled
     """
@@ -77,10 +123,11 @@ def eval_(
 
     from harness._runner import EvalPlan, Runner, TaskRef
     from harness.cli._progress import Progress
+    from harness.model import model_arg_warnings
     from harness.store import Store
 
-    store = Store(db)
     if resume:
+        store = Store(db, create=False)
         run = store.get_run(resume)
         if run is None:
             raise UsageError(f"no run {resume!r} in {store.url}; `harness runs` lists them")
@@ -90,21 +137,27 @@ def eval_(
     else:
         if not model or not task:
             raise UsageError("give --model and at least one --task (or --resume RUN); see `harness eval --help`")
+        check_sandbox(sandbox, unsafe)
+        model_args = _pairs(model_arg, "-M")
+        for warning in model_arg_warnings(model_args):
+            print(f"warning: {warning}", file=sys.stderr)
         refs = []
         for spec in task:
             name, _, var = spec.partition("@")
             refs.append(TaskRef(name, var or variant or "default", _pairs(task_arg, "-T")))
-        plan = EvalPlan(model=model, tasks=refs, base_url=base_url, model_args=_pairs(model_arg, "-M"), data=data,
+        plan = EvalPlan(model=model, tasks=refs, base_url=base_url, model_args=model_args, data=data,
                         limit=limit, sample_ids=sample_id, epochs=epochs, max_samples=max_samples, seed=seed,
                         judges=_judges(judge_model), judge_base_url=judge_base_url or base_url, sandbox=sandbox,
-                        allow_unsafe=unsafe)
+                        allow_unsafe=unsafe, model_name=model_name)
         run_id = None
-    progress = Progress(enabled=not as_json and sys.stderr.isatty() or os.environ.get("HARNESS_PROGRESS") == "1")
+        store = Store(db)
+    bar = (not as_json and sys.stderr.isatty()) or os.environ.get("HARNESS_PROGRESS") == "1"
+    progress = Progress("off" if quiet else "bar" if bar else "lines")
 
     def announce(run: str) -> None:
         if not as_json:
-            progress.console.print(f"[bold]run {run}[/] · model {plan.model} · db {store.url}", highlight=False,
-                                   soft_wrap=True)
+            progress.console.print(f"[bold]run {run}[/] · model {plan.name} · db {store.url}", highlight=False,
+                                   soft_wrap=True, markup=True)
 
     runner = Runner(plan, store, run_id=run_id, command=" ".join(["harness", *sys.argv[1:]]), on_run_start=announce,
                     on_task_start=progress.task_started, on_sample_done=progress.sample_done)
@@ -117,7 +170,7 @@ def eval_(
         raise typer.Exit(130)
     from harness.cli._render import print_run
 
-    print_run(store, runner.run_id, as_json=as_json)
+    print_run(store, runner.run_id, as_json=as_json, metrics=metrics)
 
 
 @app.command("tasks")
@@ -142,26 +195,33 @@ def tasks_(as_json: JsonOpt = False) -> None:
 
 
 @app.command("runs")
-def runs_(db: DbOpt = None, limit: Annotated[int, typer.Option(help="Newest N runs.")] = 50, as_json: JsonOpt = False) -> None:
+def runs_(db: DbOpt = None, limit: Annotated[int, typer.Option(metavar="N", help="Newest N runs.")] = 50,
+          as_json: JsonOpt = False) -> None:
     """List runs, newest first."""
     from harness.cli._render import print_runs
     from harness.store import Store
 
-    print_runs(Store(db).list_runs(limit), as_json=as_json)
+    store = Store(db, create=False)
+    print_runs(store.list_runs(limit), as_json=as_json, url=store.url)
 
 
 @app.command("show")
-def show(run: Annotated[str, typer.Argument(help="Run id (a unique prefix is enough).")], db: DbOpt = None,
-         as_json: JsonOpt = False) -> None:
-    """Metrics of a run: per task, overall and per breakdown, beside the paper's numbers."""
+def show(run: Annotated[str, typer.Argument(metavar="RUN", help="Run id (a unique prefix is enough).")], db: DbOpt = None,
+         metrics: MetricsOpt = "key", as_json: JsonOpt = False) -> None:
+    """Metrics of a run: per task, overall and per breakdown, beside the paper's numbers.
+
+    Example: harness show 20261201-1101 --metrics all
+    """
     from harness.cli._render import print_run
     from harness.store import Store
 
-    store = Store(db)
+    store = Store(db, create=False)
     found = store.get_run(run)
     if found is None:
         raise UsageError(f"no run {run!r} in {store.url}; `harness runs` lists them")
-    print_run(store, found["id"], as_json=as_json)
+    print_run(store, found["id"], as_json=as_json, metrics=metrics)
+
+
 from harness.cli import _leaderboard  # noqa: E402,F401
 from harness.cli import _analysis  # noqa: E402,F401
 from harness.cli import _judging  # noqa: E402,F401

@@ -65,11 +65,11 @@ class Restore:
 
 @app.command("rescore")
 def rescore(
-    run: Annotated[str, typer.Argument(help="The run whose stored responses are judged again (a unique prefix is enough).")],
-    judge_model: Annotated[Optional[list[str]], typer.Option("--judge-model", help="Judge model: MODEL for every judge, or ROLE=MODEL; repeat a role for a voting panel. Default: the run's judges.")] = None,
-    judge_base_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible endpoint for the judges (default: the run's).")] = None,
-    data: Annotated[Optional[str], typer.Option(help="Where the samples come from (default: the run's --data).")] = None,
-    sandbox: Annotated[Optional[str], typer.Option(help="docker, bwrap or auto, for tasks whose judges run code (default: the run's).")] = None,
+    run: Annotated[str, typer.Argument(metavar="RUN", help="The run whose stored responses are judged again (a unique prefix is enough).")],
+    judge_model: Annotated[Optional[list[str]], typer.Option("--judge-model", metavar="[ROLE=]MODEL", help="Judge model: MODEL for every judge, or ROLE=MODEL; repeat a role for a voting panel. Default: the run's judges.")] = None,
+    judge_base_url: Annotated[Optional[str], typer.Option(metavar="URL", help="OpenAI-compatible endpoint for the judges (default: the run's).")] = None,
+    data: Annotated[Optional[str], typer.Option(metavar="SOURCE", help="Where the samples come from (default: the run's --data).")] = None,
+    sandbox: Annotated[Optional[str], typer.Option(metavar="NAME", help="docker, bwrap or auto, for tasks whose judges run code (default: the run's).")] = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -83,7 +83,7 @@ def rescore(
     from harness.cli._render import print_run
     from harness.store import Store
 
-    store = Store(db)
+    store = Store(db, create=False)
     source = store.get_run(run)
     if source is None:
         raise UsageError(f"no run {run!r} in {store.url}; `harness runs` lists them")

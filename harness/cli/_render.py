@@ -1,18 +1,31 @@
-"""Tables for the terminal and the same numbers as JSON."""
+"""Tables for the terminal and the same numbers as JSON.
+
+A run's summary is laid out for a terminal of 80 to 200 columns: per task, one metric per row (its name in
+full, the value with its 95% CI, n, and the paper's numbers for that metric beside it), the headline and a
+few key metrics by default, every metric with --metrics all. A task with errored or missing samples is
+marked incomplete, and the errored count stands beside every value."""
 from __future__ import annotations
 
 import json
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+
+KEY_METRICS = 4  # metrics shown by default (more when the paper reports more of them)
+PAPER_SHOWN = 2  # reported numbers beside a metric by default (else the best of them); --metrics all: every one
 
 
 def console() -> Console:
-    """Tables piped to a file or a log keep their full width instead of wrapping at 80 columns."""
+    """Tables piped to a file or a log keep their full width instead of wrapping at 80 columns ($COLUMNS wins)."""
+    import os
     import sys
 
-    return Console() if sys.stdout.isatty() else Console(width=160)
+    if sys.stdout.isatty():
+        return Console()
+    columns = os.environ.get("COLUMNS", "")
+    return Console(width=int(columns) if columns.isdigit() and int(columns) > 0 else 160)
 
 
 def _emit_json(obj: Any) -> None:
@@ -30,6 +43,7 @@ def _fmt(m: dict[str, Any] | None) -> str:
 
 def run_summary(store, run_id: str) -> dict[str, Any]:
     from harness._registry import UsageError, get_task
+    from harness.leaderboards._data import completeness
 
     run = store.get_run(run_id)
     tasks = []
@@ -38,52 +52,140 @@ def run_summary(store, run_id: str) -> dict[str, Any]:
             reference = [r.__dict__ for r in get_task(rt["task"]).build(rt["variant"], rt["task_args"]).reference]
         except UsageError:
             reference = []  # a suite no longer installed: its stored numbers still show
+        counts = store.status_counts(rt["id"])
+        state = completeness(rt["metrics"], counts, rt["samples_planned"])
         tasks.append({"task": rt["task"], "variant": rt["variant"], "task_version": rt["task_version"],
                       "dataset": rt["dataset"], "samples_planned": rt["samples_planned"],
-                      "counts": store.status_counts(rt["id"]), "metrics": rt["metrics"], "reference": reference})
+                      "counts": counts, "completeness": state, "complete": state["complete"],
+                      "status": "complete" if state["complete"] else "incomplete",
+                      "metrics": rt["metrics"], "reference": reference})
     return {"run": {k: run[k] for k in ("id", "model", "status", "created_at", "finished_at", "epochs",
                                         "generate_config", "environment", "limiters", "command")}, "tasks": tasks}
 
 
-def print_run(store, run_id: str, *, as_json: bool = False) -> None:
+def shown_metrics(metrics: dict[str, Any], reference: list[dict[str, Any]], choice: str = "key") -> list[str]:
+    """Which metrics a summary shows: "key" (the headline, the ones the paper reports, then others up to
+    KEY_METRICS), "all", or a comma-separated list of names (unknown names are a usage error)."""
+    from harness._registry import UsageError
+
+    stored = list(metrics.get("overall") or {})
+    if choice == "all":
+        return stored
+    if choice != "key":
+        wanted = [m.strip() for m in choice.split(",") if m.strip()]
+        unknown = [m for m in wanted if m not in stored]
+        if unknown:
+            raise UsageError(f"--metrics {choice!r}: no metric {', '.join(unknown)} here; this task has "
+                             f"{', '.join(stored)} (or use --metrics all)")
+        return wanted
+    headline = metrics.get("headline")
+    out = [headline] if headline in stored else []
+    out += [r["metric"] for r in reference if r["group"] is None and r["metric"] in stored and r["metric"] not in out]
+    out = list(dict.fromkeys(out))
+    out += [m for m in stored if m not in out][:max(0, KEY_METRICS - len(out))]
+    return out
+
+
+def _paper(refs: list[dict[str, Any]], everything: bool) -> str:
+    """The reported numbers for one metric and group, best first: 'value model' each."""
+    ranked = sorted(refs, key=lambda r: -r["value"])
+    if everything or len(ranked) <= PAPER_SHOWN:
+        return "; ".join(f"{r['value']:.2f} {r['model']}" for r in ranked)
+    return f"{ranked[0]['value']:.2f} {ranked[0]['model']} (best of {len(ranked)})"
+
+
+def _label(t: dict[str, Any]) -> str:
+    return t["task"] if t["variant"] == "default" else f"{t['task']}@{t['variant']}"
+
+
+def print_run(store, run_id: str, *, as_json: bool = False, metrics: str = "key") -> None:
     summary = run_summary(store, run_id)
     if as_json:
         _emit_json(summary)
         return
     out = console()
     run = summary["run"]
-    out.print(f"[bold]run {run['id']}[/] · {run['model']} · {run['status']}", highlight=False)
+    out.print(f"[bold]run {escape(run['id'])}[/] · {escape(run['model'])} · {run['status']}", highlight=False)
+    hidden_any = False
     for t in summary["tasks"]:
-        metrics = t["metrics"] or {"overall": {}, "by": {}}
-        counts = t["counts"]
-        label = t["task"] if t["variant"] == "default" else f"{t['task']}@{t['variant']}"
-        ds = t["dataset"]
-        title = (f"{label} v{t['task_version']} · data {ds['kind']} {ds.get('revision') or (ds.get('sha256') or '')[:12]}"
-                 f" · {counts.get('scored', 0)} scored, {counts.get('error', 0)} errored")
-        names = sorted({n for m in [metrics["overall"], *[g for by in metrics["by"].values() for g in by.values()]]
-                        for n in m})
-        table = Table(title=title, title_justify="left")
-        table.add_column("group")
-        for n in names:
-            table.add_column(f"{n} (95% CI)", justify="right")
-        table.add_column("n", justify="right")
-        table.add_row("[bold]overall[/]", *[_fmt(metrics["overall"].get(n)) for n in names],
-                      str(next((m["n"] for m in metrics["overall"].values()), 0)))
-        for key, groups in metrics["by"].items():
-            for group, m in groups.items():
-                table.add_row(f"{key}={group}", *[_fmt(m.get(n)) for n in names],
-                              str(next((x["n"] for x in m.values()), 0)))
+        hidden_any |= _print_task(out, run, t, metrics)
+    if hidden_any:
+        out.print(f"Every metric and breakdown: harness show {run['id']} --metrics all", highlight=False)
+
+
+def _print_task(out: Console, run: dict[str, Any], t: dict[str, Any], choice: str) -> bool:
+    """One task's tables; returns whether some metrics were left out."""
+    metrics = t["metrics"] or {"overall": {}, "by": {}}
+    state, label, ds = t["completeness"], _label(t), t["dataset"]
+    errored, planned, scored = state["error"], state["planned"], state["scored"]
+    missing = max(0, (planned or 0) - scored - errored)
+    state = "[green]complete[/]" if t["complete"] else "[bold red]INCOMPLETE[/]"
+    out.print(f"\n[bold]{escape(label)}[/] v{t['task_version']} · data {ds['kind']} "
+              f"{ds.get('revision') or (ds.get('sha256') or '')[:12]} · {scored}"
+              f"{f'/{planned}' if planned else ''} scored, {errored} errored · {state}", highlight=False)
+    names = shown_metrics(metrics, t["reference"], choice)
+    everything = choice != "key"
+    overall_refs: dict[str, list[dict[str, Any]]] = {}
+    for r in t["reference"]:
+        overall_refs.setdefault((r["group"] or "", r["metric"]), []).append(r)
+    headline = metrics.get("headline")
+    err_note = f" [red]+{errored} err[/]" if errored else ""
+
+    table = Table()
+    table.add_column("metric", no_wrap=True)
+    table.add_column("value [95% CI]", no_wrap=True, justify="right")
+    table.add_column("n", no_wrap=True, justify="right")
+    any_paper = any(overall_refs.get(("", n)) for n in names)
+    if any_paper:
+        table.add_column("paper (reported)", overflow="fold", ratio=1, min_width=12)
+    for n in names:
+        m = metrics["overall"].get(n)
+        name = f"[bold]{escape(n)}[/]" if n == headline else escape(n)
+        row = [name, _fmt(m), f"{m['n'] if m else 0}{err_note}"]
+        if any_paper:
+            row.append(escape(_paper(overall_refs.get(("", n), []), everything)))
+        table.add_row(*row)
+    if names:
         out.print(table)
-        if t["reference"]:
-            ref = Table(title=f"{label}: reported in the paper (not measured here)", title_justify="left")
-            for col in ("model", "metric", "group", "value"):
-                ref.add_column(col)
-            for r in t["reference"]:
-                ref.add_row(r["model"], r["metric"], r["group"] or "overall", f"{r['value']:.2f}")
-            out.print(ref)
-        if counts.get("error"):
-            out.print(f"[red]{counts['error']} samples errored[/] (infrastructure, not counted as wrong); "
-                          f"resume retries them: harness eval --resume {run['id']}", highlight=False)
+    hidden = len(metrics["overall"]) - len(names)
+    notes = [f"headline: {escape(headline)}"] if headline and names else []
+    if hidden > 0:
+        notes.append(f"{hidden} more metric{'s' if hidden != 1 else ''} (--metrics all)")
+    if any_paper:
+        notes.append("paper: the suite's paper, not measured here")
+    if notes:
+        out.print(f"[dim]{' · '.join(notes)}[/]", highlight=False)
+
+    by_metrics = names if everything else [headline] if headline in names else names[:1]
+    groups = [(key, g, m) for key, gs in (metrics.get("by") or {}).items() for g, m in gs.items()]
+    if groups and by_metrics:
+        sub = Table(title=f"{escape(label)} by group", title_justify="left")
+        sub.add_column("group", overflow="fold")
+        if len(by_metrics) > 1:
+            sub.add_column("metric", no_wrap=True)
+        sub.add_column("value [95% CI]", no_wrap=True, justify="right")
+        sub.add_column("n", no_wrap=True, justify="right")
+        group_paper = any(overall_refs.get((f"{key}={g}", n)) for key, g, _ in groups for n in by_metrics)
+        if group_paper:
+            sub.add_column("paper", overflow="fold", ratio=1, min_width=12)
+        for key, g, m in groups:
+            for n in by_metrics:
+                if n not in m:
+                    continue
+                row = [escape(f"{key}={g}"), *([escape(n)] if len(by_metrics) > 1 else []), _fmt(m[n]), str(m[n]["n"])]
+                if group_paper:
+                    row.append(escape(_paper(overall_refs.get((f"{key}={g}", n), []), everything)))
+                sub.add_row(*row)
+        out.print(sub)
+    if errored or missing:
+        why = []
+        if errored:
+            why.append(f"{errored} errored (infrastructure; not in these numbers)")
+        if missing:
+            why.append(f"{missing} not run")
+        out.print(f"[red]incomplete: {', '.join(why)}[/]; resume does the rest: harness eval --resume {run['id']}",
+                  highlight=False)
+    return hidden > 0 or (not everything and len(by_metrics) < len(names))
 
 
 def print_tasks(rows: list[dict[str, Any]], *, as_json: bool = False) -> None:
@@ -99,15 +201,20 @@ def print_tasks(rows: list[dict[str, Any]], *, as_json: bool = False) -> None:
     console().print(table)
 
 
-def print_runs(runs: list[dict[str, Any]], *, as_json: bool = False) -> None:
+def print_runs(runs: list[dict[str, Any]], *, as_json: bool = False, url: str = "") -> None:
     if as_json:
         _emit_json([{k: r[k] for k in ("id", "model", "status", "created_at", "finished_at", "tasks", "counts")}
                     for r in runs])
+        return
+    if not runs:
+        print(f"No runs yet{f' in {url}' if url else ''}. Make one with, e.g.: "
+              "harness eval --model reference --task cipherbank --data bundled")
         return
     table = Table()
     for col in ("run", "created", "model", "tasks", "status", "scored", "errored"):
         table.add_column(col)
     for r in runs:
-        table.add_row(r["id"], f"{r['created_at']:%Y-%m-%d %H:%M}", r["model"], ", ".join(r["tasks"]), r["status"],
+        table.add_row(escape(r["id"]), f"{r['created_at']:%Y-%m-%d %H:%M}", escape(r["model"]),
+                      escape(", ".join(r["tasks"])), r["status"],
                       str(r["counts"].get("scored", 0)), str(r["counts"].get("error", 0)))
     console().print(table)

@@ -33,7 +33,10 @@ class Metric:
     """A named aggregate of one per-sample value (`key` in Score.values, or "value" for the headline).
 
     proportion: values are 0/1 outcomes (Wilson interval with one epoch); otherwise a bootstrap interval.
-    scale: 100 shows proportions as percentages, as papers report them.
+    scale: the project's one unit convention: every proportion (accuracy, pass@k, F1, similarity, any value
+    in [0, 1]) is reported in percent (scale 100), in the terminal, the JSON and the leaderboard alike, as
+    papers report them; the paper numbers beside them (Reference) are in percent too. Only quantities that
+    are not proportions (counts, seconds, agreement coefficients) use another scale.
     """
 
     name: str
@@ -143,7 +146,8 @@ def wilson(p: float, n: int) -> tuple[float, float]:
     denom = 1 + Z95**2 / n
     centre = (p + Z95**2 / (2 * n)) / denom
     half = Z95 * math.sqrt(p * (1 - p) / n + Z95**2 / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # at p = 0 (or 1) the bound is exactly 0 (or 1); centre - half only reaches it up to rounding (5.6e-15)
+    return (0.0 if p == 0 else max(0.0, centre - half), 1.0 if p == 1 else min(1.0, centre + half))
 
 
 def bootstrap_ci(values: Sequence[float], resamples: int = 2000, seed: int = 0) -> tuple[float, float]:

@@ -3,6 +3,7 @@ numbers, and HTML or script in a model response is shown as text and never runs.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Page, correct
+from conftest import EASY, Page, correct, solves
 from harness.store import Store
 
 pytestmark = pytest.mark.chromium
@@ -102,3 +103,74 @@ def test_site_in_chromium(db_url, make_run, tmp_path):
         shutil.copy(tmp_path / "suite.png", "/tmp/leaderboard-suite.png")
     except OSError:
         pass  # the copies are for a person to look at; the test's own files are the record
+
+
+MEASURE = ("<script>var d = document.documentElement; document.title = [d.scrollWidth, d.clientWidth, "
+           "Array.from(document.querySelectorAll('#leaderboard tbody tr')).map(function (r) {"
+           " return r.getAttribute('data-model') + '=' + r.getAttribute('data-rank'); }).join('|')].join(' ');"
+           "</script>")
+
+
+def _measure(tmp_path: Path, page: Path, width: int) -> tuple[int, int, list[tuple[str, str]]]:
+    """Page width against the window's, and the ranking's rows in order, as Chromium lays the page out at
+    `width` px. The site's pages forbid scripts, so the measuring copy drops that policy (nothing else)."""
+    html = page.read_text()
+    html = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", html).replace("</body>", MEASURE + "</body>")
+    probe = page.with_name(f"measure-{page.name}")
+    probe.write_text(html)
+    title = Page(_run_chromium(tmp_path, probe.as_uri(), "--dump-dom", f"--window-size={width},900")).title
+    scroll, client, rows = title.split(" ", 2)
+    return int(scroll), int(client), [tuple(r.split("=", 1)) for r in rows.split("|") if r]
+
+
+def test_index_is_a_ranking_that_fits_1280_px(db_url, make_run, tmp_path):
+    # the measurement can fail: a page wider than the window reports it
+    wide = tmp_path / "wide.html"
+    wide.write_text('<!doctype html><html><body><div style="width:2000px">x</div></body></html>')
+    scroll, client, _ = _measure(tmp_path, wide, 1280)
+    assert scroll > client and client <= 1280
+
+    long_name = "Qwen/Qwen2.5-72B-Instruct-AWQ-with-a-long-local-checkpoint-name"
+    make_run(db_url, "half", solves(EASY))
+    make_run(db_url, "good", correct)
+    make_run(db_url, long_name, solves({"Rot13"}))
+    make_run(db_url, "half", solves(EASY), variant="hint", limit=27)
+    broken = make_run(db_url, "flaky", errors_on_swappairs)
+    for task in ("aegis", "who_and_when"):
+        done = subprocess.run([str(HARNESS), "eval", "--model", "reference", "--task", task, "--data", "bundled",
+                               "--db", db_url, "-q"], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+    site = tmp_path / "site"
+    built = subprocess.run([str(HARNESS), "leaderboard", "build", "--out", str(site), "--db", db_url],
+                           capture_output=True, text=True, timeout=120)
+    assert built.returncode == 0, built.stderr
+
+    scroll, client, rows = _measure(tmp_path, site / "index.html", 1280)
+    assert scroll <= client, f"the index scrolls sideways at 1280 px: {scroll} > {client}"
+    # measured models only, ranked: more suites first (reference and half have two), then the mean; the
+    # incomplete run (SwapPairs errored) is listed after them, without a rank
+    assert rows == [("reference", "1"), ("half", "2"), ("good", "3"), (long_name, "4"), ("flaky", "")]
+    index = Page((site / "index.html").read_text())
+    assert index.cell("flaky", "cipherbank")["attrs"].get("data-incomplete") == "1"
+    # suites without runs get no column; the paper's numbers are in a collapsed section, not in the ranking
+    suites = [th["attrs"]["data-suite"] for th in index.find("th") if "data-suite" in th["attrs"]]
+    assert suites == ["aegis", "cipherbank", "cipherbank@hint", "who_and_when"]
+    (details,) = index.find("details", id="reported")
+    assert "open" not in details["attrs"]
+    reported = index.find("tr", **{"class": "reported"})
+    assert reported and all(details["attrs"] in r["parents"] for r in reported)
+    assert broken in (site / "index.html").read_text()
+    shot = tmp_path / "index-1280.png"
+    _run_chromium(tmp_path, (site / "index.html").as_uri(), f"--screenshot={shot}", "--window-size=1280,900")
+    try:
+        shutil.copy(shot, "/tmp/leaderboard-index-1280.png")
+    except OSError:
+        pass
+
+
+def errors_on_swappairs(sample, messages) -> str:
+    from harness import InfraError
+
+    if sample.metadata["cipher"] == "SwapPairs":
+        raise InfraError("endpoint gave up after 3 attempts")
+    return correct(sample, messages)

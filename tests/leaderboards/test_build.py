@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections import Counter
 
@@ -36,21 +37,31 @@ def test_index_cells_match_the_database(db_url, make_run, tmp_path):
         assert float(td["attrs"]["data-value"]) == acc["value"]
         assert td["attrs"]["data-run"] == run_id
         assert f"{acc['value']:.2f}" in td["text"] and f"[{acc['ci_low']:.2f}, {acc['ci_high']:.2f}]" in td["text"]
-        assert any(a["attrs"].get("href") == f"runs/{run_id}/index.html" for a in page.find("a") if run_id in a["text"])
+        assert any(a["attrs"].get("href") == f"runs/{run_id}/index.html" for a in page.find("a")
+                   if td["attrs"] in a["parents"])
     assert page.cell("good", "cipherbank@hint")["text"].strip() == "–"
-    # the paper's numbers are their own rows, marked as reported
+    # the paper's numbers are their own rows, marked as reported, in the collapsed section and only under the
+    # setting they were reported for (the default prompt, not @hint)
     paper = [r for r in get_task("cipherbank").build().reference if r.group is None and r.metric == "accuracy"]
-    assert paper
+    assert paper and not get_task("cipherbank").build("hint").reference
+    (details,) = page.find("details", id="reported")
     for ref in paper:
         row = page.find("tr", data_model=ref.model)
-        assert row and "reported" in row[0]["attrs"]["class"]
+        assert row and "reported" in row[0]["attrs"]["class"] and details["attrs"] in row[0]["parents"]
         assert float(page.cell(ref.model, "cipherbank")["attrs"]["data-reported"]) == ref.value
-    # ranked by the mean ranking metric: good (100) above half
-    assert [r["attrs"]["data-model"] for r in page.find("tr", **{"class": "measured"})] == ["good", "half"]
+        assert page.cell(ref.model, "cipherbank@hint") is None
+    # ranked: half has results on two suites, good on one; the mean over them is shown
+    rows = page.find("tr", **{"class": "measured"})
+    assert [(r["attrs"]["data-model"], r["attrs"]["data-rank"]) for r in rows] == [("half", "1"), ("good", "2")]
+    (mean,) = [td for td in page.find("td") if rows[0]["attrs"] in td["parents"] and "data-aggregate" in td["attrs"]]
+    half_values = [_metrics(store, r)["overall"]["accuracy"]["value"] for r in (half, hint)]
+    assert float(mean["attrs"]["data-aggregate"]) == pytest.approx(sum(half_values) / 2)
     suite = Page((tmp_path / "site" / "suites" / "cipherbank.html").read_text())
     assert [r["attrs"]["data-model"] for r in suite.find("tr", **{"class": "measured"})] == ["good", "half"]
     data = json.loads((tmp_path / "site" / "leaderboard.json").read_text())
     assert data["cells"]["cipherbank|half|accuracy"]["run_id"] == half
+    assert data["cells"]["cipherbank|half|accuracy"]["complete"] is True
+    assert [(r["model"], r["rank"]) for r in data["ranking"]] == [("half", 1), ("good", 2)]
 
 
 def test_suite_page_shows_every_declared_breakdown(db_url, make_run, tmp_path):
@@ -131,10 +142,21 @@ def test_run_page_groups_failures_and_links_each_sample(db_url, make_run, tmp_pa
     assert set(found) == set(expected)
     for category, n in expected.items():
         row = found[category]
-        links = [a for a in page.find("a") if row["attrs"] in a["parents"]]
+        links = [a for a in page.find("a") if row["attrs"] in a["parents"] and a["attrs"].get("class") != "category"]
         assert f"{n}" in row["text"] and len(links) == 5
         for a in links:
             opens_at_sample(a)
+        # the category's own page lists every sample of it (the failures filter of a site without scripts)
+        (to_all,) = [a for a in page.find("a") if row["attrs"] in a["parents"] and a["attrs"].get("class") == "category"]
+        listing_path = run_dir / to_all["attrs"]["href"]
+        listing = Page(listing_path.read_text())
+        (table,) = listing.find("table", data_category=category)
+        samples = [a for a in listing.find("a") if table["attrs"] in a["parents"]]
+        assert len(samples) == n == len({a["text"] for a in samples})
+        for a in samples[:3] + samples[-3:]:
+            target, _, anchor = a["attrs"]["href"].partition("#")
+            (section,) = Page((listing_path.parent / target).read_text()).find("section", id=anchor)
+            assert a["text"] in section["text"] and "correct" not in section["attrs"]["class"]
     # the run page links every sample, marked by outcome, to its place in the pages
     index = [a for a in page.find("a") if a["attrs"].get("class") in ("correct", "wrong", "error")]
     assert len(index) == 180 and len({a["text"] for a in index}) == 180
@@ -184,9 +206,10 @@ def test_night_over_night_changes_are_flagged(db_url, make_run, tmp_path):
         (delta,) = [e for e in page.find("span") if "delta" in e["attrs"].get("class", "")
                     and page.cell("m", "cipherbank")["attrs"] in e["parents"]]
         assert delta["text"].startswith("+66.67") and "flag" in delta["attrs"]["class"]
-        (same,) = [e for e in page.find("span") if "delta" in e["attrs"].get("class", "")
-                   and page.cell("steady", "cipherbank")["attrs"] in e["parents"]]
-        assert same["text"] == "+0.00" and "flag" not in same["attrs"]["class"]
+        # an unchanged value shows no change at all (not "+0.00" in every cell of a rebuild)
+        assert not [e for e in page.find("span") if "delta" in e["attrs"].get("class", "")
+                    and page.cell("steady", "cipherbank")["attrs"] in e["parents"]]
+        assert "+0.00" not in (out / "index.html").read_text()
     with pytest.raises(UsageError, match="no leaderboard.json"):
         build(store, tmp_path / "x", previous=tmp_path / "absent")
 
@@ -249,7 +272,7 @@ def test_declared_suites_and_metrics(db_url, make_run, tmp_path):
     assert [p.name for p in (tmp_path / "suites").glob("*.html")] == [f"{slug('cipherbank@hint')}.html"]
     page = Page((tmp_path / "index.html").read_text())
     assert [th["attrs"]["data-suite"] for th in page.find("th") if "data-suite" in th["attrs"]] == ["cipherbank@hint"]
-    assert float(page.cell("m", "cipherbank@hint")["attrs"]["data-value"]) == pytest.approx(1.0)
+    assert float(page.cell("m", "cipherbank@hint")["attrs"]["data-value"]) == pytest.approx(100.0)  # percent
 
 
 def test_definition_files(tmp_path):
@@ -290,6 +313,83 @@ def test_worker_processes_render_the_same_pages(db_url, make_run, tmp_path):
     assert (one.runs_rendered, two.runs_rendered) == (2, 2) and one.sample_pages == two.sample_pages
     footer = re.compile(r"<footer>.*?</footer>", re.S)  # holds the build time
     files = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one" / "runs").rglob("*.html"))
-    assert len(files) == 4
+    assert len([f for f in files if "failures" not in f.parts]) == 4 and any("failures" in f.parts for f in files)
     for rel in files:
         assert footer.sub("", (tmp_path / "one" / rel).read_text()) == footer.sub("", (tmp_path / "two" / rel).read_text())
+
+
+def test_suite_page_merges_the_papers_numbers_by_model_and_setting(db_url, tmp_path):
+    import asyncio
+
+    from harness._runner import EvalPlan, Runner, TaskRef
+    from harness.tasks.aegis import _COLUMNS, _TABLE
+
+    store = Store(db_url)
+    asyncio.run(Runner(EvalPlan(model="reference", tasks=[TaskRef("aegis")], data="bundled"), store).run())
+    build(store, tmp_path)
+    page = Page((tmp_path / "suites" / "aegis.html").read_text())
+    (overall,) = page.find("table", id="overall")
+    rows = [r for r in page.find("tr", **{"class": "reported"}) if overall["attrs"] in r["parents"]]
+    assert [r["attrs"]["data-model"] for r in rows] == list(_TABLE)  # one row per model, not one per metric
+    for row in rows:
+        cells = [e for e in page.find("td") if row["attrs"] in e["parents"] and "data-reported" in e["attrs"]]
+        assert [float(c["attrs"]["data-reported"]) for c in cells] == list(_TABLE[row["attrs"]["data-model"]])
+    headers = [th["text"] for th in page.find("th") if overall["attrs"] in th["parents"]
+               and not any("class" in p for p in th["parents"][th["parents"].index(overall["attrs"]) + 1:])]
+    assert headers[:1 + len(_COLUMNS)] == ["model", *_COLUMNS]  # the paper's metrics; the rest in "all metrics"
+    stored = _metrics(store, store.list_runs()[0]["id"])["overall"]
+    (every,) = page.find("table", id="all-metrics")
+    assert [r["attrs"]["data-metric"] for r in page.find("tr") if every["attrs"] in r["parents"]
+            and "data-metric" in r["attrs"]] == ["pair_micro_f1", *sorted(set(stored) - {"pair_micro_f1"})]
+
+
+def test_chart_names_fit_inside_the_chart():
+    from harness.leaderboards import _charts
+
+    groups = ["Rot13", "Atbash", "Polybius", "Vigenere", "Reverse", "SwapPairs", "ParityShift", "DualAvgCode",
+              "WordShift", "Qwen/Qwen2.5-72B-Instruct-with-a-long-name"]
+    for series in (["a"], ["a", "b", "c"]):
+        chart = _charts.bar_chart(groups, series, {(g, s): {"value": 50.0} for g in groups for s in series})
+        for label in chart["labels"]:
+            shown = min(len(label["text"]), _charts.LABEL_CHARS) * _charts.CHAR_W
+            assert label["x"] + shown * math.cos(_charts.ANGLE) <= chart["width"], label["text"]
+            assert label["y"] + shown * math.sin(_charts.ANGLE) <= chart["height"], label["text"]
+
+
+def test_sample_pages_name_only_what_the_conversation_holds(db_url, make_run, tmp_path):
+    from types import SimpleNamespace
+
+    from harness.leaderboards._build import _conversation_summary
+
+    run_id = make_run(db_url, "m", correct, limit=9)
+    build(Store(db_url), tmp_path)
+    html = (tmp_path / "runs" / run_id / "cipherbank" / "p1.html").read_text()
+    assert html.count("Conversation (3 messages: system, user, assistant)") == 9
+    assert "tool call" not in html and "sandbox output" not in html
+
+    def msg(role, calls=0):
+        return SimpleNamespace(role=role, n_tool_calls=calls)
+
+    agent = [msg("system"), msg("user"), msg("assistant", 2), msg("tool"), msg("tool"), msg("assistant")]
+    assert _conversation_summary(agent) == "6 messages · 2 tool calls · 2 tool results"
+    assert _conversation_summary([]) == "no messages stored"
+
+
+def test_an_incomplete_run_is_marked_and_ranked_after_complete_ones(db_url, make_run, tmp_path):
+    flaky = make_run(db_url, "flaky", mixed)  # 20 SwapPairs samples errored
+    make_run(db_url, "worse", solves({"Rot13"}))
+    store = Store(db_url)
+    build(store, tmp_path)
+    index = Page((tmp_path / "index.html").read_text())
+    rows = index.find("tr", **{"class": "measured"}) + index.find("tr", **{"class": "measured unranked"})
+    assert [(r["attrs"]["data-model"], r["attrs"]["data-rank"]) for r in rows] == [("worse", "1"), ("flaky", "")]
+    cell = index.cell("flaky", "cipherbank")
+    assert cell["attrs"]["data-incomplete"] == "1" and "20 errored, 160/180 scored" in " ".join(cell["text"].split())
+    suite = Page((tmp_path / "suites" / "cipherbank.html").read_text())
+    assert [r["attrs"]["data-model"] for r in suite.find("tr") if "measured" in r["attrs"].get("class", "")] == [
+        "worse", "flaky"]  # flaky's 60 correct of 160 scored is higher, but incomplete
+    run_page = (tmp_path / "runs" / flaky / "index.html").read_text()
+    assert "Incomplete: the values below cover the 160 scored samples only; 20 errored" in run_page
+    data = json.loads((tmp_path / "leaderboard.json").read_text())
+    assert data["cells"]["cipherbank|flaky|accuracy"]["complete"] is False
+    assert data["cells"]["cipherbank|flaky|accuracy"]["errored"] == 20
