@@ -90,11 +90,11 @@ def error_groups(store, *, by: str = "error_category", run: str | None = None, t
 
 @app.command("errors")
 def errors(
-    by: Annotated[str, typer.Option(help=f"Group by one of {', '.join(FIXED_KEYS)}, or any metadata key a suite records (cipher, domain, ... or metadata.KEY).")] = "error_category",
-    run: Annotated[Optional[str], typer.Option(help="Only this run (a unique prefix is enough).")] = None,
-    task: Annotated[Optional[str], typer.Option(help="Only this task (name or name@variant).")] = None,
-    model: Annotated[Optional[str], typer.Option(help="Only runs of this model.")] = None,
-    examples: Annotated[int, typer.Option(min=0, help="Failing sample ids shown per group.")] = 3,
+    by: Annotated[str, typer.Option(metavar="KEY", help=f"Group by one of {', '.join(FIXED_KEYS)}, or any metadata key a suite records (cipher, domain, ... or metadata.KEY).")] = "error_category",
+    run: Annotated[Optional[str], typer.Option(metavar="RUN", help="Only this run (a unique prefix is enough).")] = None,
+    task: Annotated[Optional[str], typer.Option(metavar="TASK[@VARIANT]", help="Only this task (name or name@variant).")] = None,
+    model: Annotated[Optional[str], typer.Option(metavar="MODEL", help="Only runs of this model.")] = None,
+    examples: Annotated[int, typer.Option(min=0, metavar="N", help="Failing sample ids shown per group.")] = 3,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -105,7 +105,7 @@ def errors(
     """
     from harness.store import Store
 
-    groups = error_groups(Store(db), by=by, run=run, task=task, model=model, examples=examples)
+    groups = error_groups(Store(db, create=False), by=by, run=run, task=task, model=model, examples=examples)
     if as_json:
         print(json.dumps(groups, indent=2))
         return
@@ -218,7 +218,7 @@ def _postgres_query(conninfo: str, sql: str) -> tuple[list[str], list[tuple]]:
 
 @app.command("query")
 def query(
-    sql: Annotated[str, typer.Argument(help="One SQL statement, e.g. \"select model, avg(score) from samples_v group by 1\".")],
+    sql: Annotated[str, typer.Argument(metavar="SQL", help="One SQL statement, e.g. \"select model, avg(score) from samples_v group by 1\".")],
     db: DbOpt = None,
     as_json: JsonOpt = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="CSV with a header row.")] = False,
@@ -339,9 +339,9 @@ def _label(key: tuple[str, str]) -> str:
 
 @app.command("compare")
 def compare(
-    run_a: Annotated[str, typer.Argument(help="The baseline run (a unique prefix is enough).")],
-    run_b: Annotated[str, typer.Argument(help="The run compared with it.")],
-    show: Annotated[int, typer.Option(help="Flipped sample ids listed per direction (all of them with --json).")] = 10,
+    run_a: Annotated[str, typer.Argument(metavar="RUN_A", help="The baseline run (a unique prefix is enough).")],
+    run_b: Annotated[str, typer.Argument(metavar="RUN_B", help="The run compared with it.")],
+    show: Annotated[int, typer.Option(metavar="N", help="Flipped sample ids listed per direction (all of them with --json).")] = 10,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -351,7 +351,7 @@ def compare(
     """
     from harness.store import Store
 
-    result = compare_runs(Store(db), run_a, run_b)
+    result = compare_runs(Store(db, create=False), run_a, run_b)
     if as_json:
         print(json.dumps(result, indent=2))
         return
@@ -402,7 +402,7 @@ def export_run(store, run: str, fmt: str, out: str | None = None, *, traces: boo
     from harness.store import Run, RunTask, SampleRow, Trace, decode_trace
 
     if fmt not in ("parquet", "jsonl"):
-        raise UsageError(f"--format must be parquet or jsonl, not {fmt!r}")
+        raise UsageError(f"--format must be inspect, eee, parquet or jsonl, not {fmt!r}")
     run_id = _resolve_run(store, run)
     out = out or f"{run_id}.{fmt}"
     cols = [Run.id.label("run_id"), Run.model, RunTask.task, RunTask.variant, SampleRow.sample_id, SampleRow.epoch,
@@ -465,17 +465,50 @@ def _write_parquet(out: str, batches, traces: bool) -> int:
 
 @app.command("export")
 def export(
-    run: Annotated[str, typer.Argument(help="Run id (a unique prefix is enough).")],
-    fmt: Annotated[str, typer.Option("--format", "-f", help="parquet or jsonl.")] = "parquet",
-    out: Annotated[Optional[str], typer.Option("--out", "-o", help="Output file (default RUN.parquet / RUN.jsonl; '-' for JSON Lines on stdout).")] = None,
+    run: Annotated[str, typer.Argument(metavar="RUN", help="Run id (a unique prefix is enough).")],
+    fmt: Annotated[str, typer.Option("--format", "-f", metavar="parquet|jsonl|inspect|eee", help="parquet or jsonl (one row per sample); inspect (an Inspect .eval log per task, for inspect view; needs harness[inspect]) or eee (Every Eval Ever records).")] = "parquet",
+    out: Annotated[Optional[str], typer.Option("--out", "-o", metavar="FILE|DIR", help="Output file (default RUN.parquet / RUN.jsonl; '-' for JSON Lines on stdout); a folder for inspect and eee (default RUN-inspect/, RUN-eee/).")] = None,
     traces: Annotated[bool, typer.Option("--traces", help="Add each sample's full trace (messages, calls, scorer details).")] = False,
     db: DbOpt = None,
 ) -> None:
-    """Export a run's samples (one row per sample and epoch) for pandas, DuckDB or a notebook."""
+    """Export a run's samples (one row per sample and epoch) for pandas, DuckDB or a notebook, or the whole run
+    as Inspect logs or Every Eval Ever records (see harness.interop)."""
     from harness.store import Store
 
+    if fmt in ("inspect", "eee"):
+        from harness import interop
+
+        store = Store(db, create=False)
+        run_id = _resolve_run(store, run)
+        write = interop.export_inspect if fmt == "inspect" else interop.export_eee
+        for path in write(store, run_id, out or f"{run_id}-{fmt}"):
+            print(path, file=sys.stderr)
+        return
     if out == "-" and fmt != "jsonl":
         raise UsageError("only --format jsonl can go to stdout")
-    path, n = export_run(Store(db), run, fmt, out, traces=traces)
+    path, n = export_run(Store(db, create=False), run, fmt, out, traces=traces)
     if path != "-":
         print(f"{path}: {n} rows", file=sys.stderr)
+
+
+@app.command("import-inspect")
+def import_inspect(
+    logs: Annotated[list[str], typer.Argument(metavar="LOG...", help="Inspect log files (.eval or .json).")],
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Store Inspect logs as runs (logs of one Inspect run become one run), for the analysis commands and the
+    leaderboard. Needs harness[inspect]. Example: harness import-inspect logs/*.eval"""
+    from harness.interop import import_inspect as import_logs
+    from harness.store import Store
+
+    made = import_logs(Store(db), logs)
+    if as_json:
+        print(json.dumps(made, indent=2))
+        return
+    for run in made:
+        for t in run["tasks"]:
+            print(f"run {run['run_id']}: {t['task']} from {t['log']}: {t['samples']} samples "
+                  f"({t['scored']} scored, {t['errored']} errored)")
+            for problem in t["problems"]:
+                print(f"warning: {problem}", file=sys.stderr)

@@ -13,11 +13,12 @@ app.add_typer(leaderboard_app, name="leaderboard")
 
 @leaderboard_app.command("build")
 def build_(
-    out: Annotated[str, typer.Option("--out", "-o", help="Folder to write the site into (created; pages of unchanged runs are kept).")],
-    config: Annotated[Optional[str], typer.Option("--config", "-c", help="Leaderboard definition (TOML). Default: every registered suite, newest run per model.")] = None,
-    previous: Annotated[Optional[str], typer.Option(help="An earlier build's folder to show changes against. Default: the last build of this leaderboard recorded in the database.")] = None,
+    out: Annotated[str, typer.Option("--out", "-o", metavar="DIR", help="Folder to write the site into (created; pages of unchanged runs are kept).")],
+    config: Annotated[Optional[str], typer.Option("--config", "-c", metavar="FILE", help="Leaderboard definition (TOML). Default: every registered suite, newest run per model.")] = None,
+    previous: Annotated[Optional[str], typer.Option(metavar="DIR", help="An earlier build's folder to show changes against. Default: the last build of this leaderboard recorded in the database.")] = None,
     record: Annotated[bool, typer.Option(help="Record this build in the database so the next build shows changes against it.")] = True,
-    workers: Annotated[Optional[int], typer.Option(min=1, help="Processes rendering run and sample pages. Default: one per core when there are many samples.")] = None,
+    workers: Annotated[Optional[int], typer.Option(min=1, metavar="N", help="Processes rendering run and sample pages. Default: one per core when there are many samples.")] = None,
+    eee: Annotated[bool, typer.Option("--eee", help="Also write the Every Eval Ever records of the results shown, under DIR/eee/data/.")] = False,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -30,22 +31,29 @@ def build_(
     from harness.leaderboards import build, load_spec
     from harness.store import Store
 
-    result = build(Store(db), out, load_spec(config), previous=previous, record=record, workers=workers)
+    store, spec = Store(db, create=False), load_spec(config)
+    result = build(store, out, spec, previous=previous, record=record, workers=workers)
     summary = {"out": str(result.out), "index": str(result.out / "index.html"), "suites": result.suites,
                "models": result.models, "runs": result.runs, "runs_rendered": result.runs_rendered,
                "sample_pages": result.sample_pages, "seconds": round(result.seconds, 3)}
+    if eee:
+        from harness.interop import export_leaderboard_eee
+
+        summary["eee"] = [str(p) for p in export_leaderboard_eee(store, spec, result.out)]
     if as_json:
         print(json.dumps(summary, indent=2))
     else:
         print(f"{summary['index']}: {result.suites} suites x {result.models} models from {result.runs} runs "
               f"({result.runs_rendered} rendered, {result.sample_pages} sample pages) in {result.seconds:.2f} s")
+        if eee:
+            print(f"{result.out / 'eee'}: {len(summary['eee'])} Every Eval Ever files")
 
 
 @app.command("nightly")
 def nightly(
-    config: Annotated[str, typer.Argument(help="Nightly definition (TOML): models, tasks, data, output folder.")],
+    config: Annotated[str, typer.Argument(metavar="FILE", help="Nightly definition (TOML): models, tasks, data, output folder.")],
     db: DbOpt = None,
-    out: Annotated[Optional[str], typer.Option("--out", "-o", help="Site folder (overrides the file's `out`).")] = None,
+    out: Annotated[Optional[str], typer.Option("--out", "-o", metavar="DIR", help="Site folder (overrides the file's `out`).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run the models x tasks matrix the file declares (resuming runs an earlier night left unfinished),
