@@ -25,7 +25,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ._pool import Pool
 from ._process import run_process
 from ._types import (BASE_ENV, READ_MAX, READ_TIMEOUT_S, WORKDIR, ExecResult, SandboxBackend, SandboxError,
                      SandboxLimits, check_cmd, read_regular_file, sandbox_path)
@@ -251,7 +250,7 @@ class BwrapBackend(SandboxBackend):
         (self._etc / "group").write_text("root:x:0:\nnogroup:x:65534:\n")
         for f in ("passwd", "group"):
             os.chmod(self._etc / f, 0o644)
-        self._pool = Pool(pool_size or max(2, os.cpu_count() or 2), self._create, self._reset, self._destroy,
+        self._make_pools(pool_size or max(2, os.cpu_count() or 2), self._create, self._reset, self._destroy,
                           max_uses=1_000_000)
 
     def info(self) -> dict[str, Any]:
@@ -262,11 +261,9 @@ class BwrapBackend(SandboxBackend):
                 "memory_limit": "RLIMIT_AS (address space) + sized tmpfs for /dev" +
                                 (", /work, /tmp" if self._quota else "")}
 
-    def acquire(self, *, fresh: bool = False):
-        return self._pool.acquire(fresh=fresh)
 
     async def aclose(self) -> None:
-        await self._pool.aclose()
+        await self._close_pools()
         await asyncio.to_thread(shutil.rmtree, self._root, True)
 
     async def _create(self) -> BwrapSandbox:

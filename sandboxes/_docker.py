@@ -26,7 +26,6 @@ import uuid
 from typing import Any
 
 from . import _image
-from ._pool import Pool
 from ._types import (BASE_ENV, READ_MAX, READ_TIMEOUT_S, WORKDIR, ExecResult, SandboxBackend, SandboxError,
                      SandboxLimits, check_cmd, decode, sandbox_path)
 
@@ -292,7 +291,7 @@ class DockerBackend(SandboxBackend):
         self._run_label = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.last_reset = ""  # what the last reset script said: "clean", or why the container was replaced
         self._reap_orphans()
-        self._pool = Pool(size, self._create, self._reset, self._destroy, max_uses=max_uses)
+        self._make_pools(size, self._create, self._reset, self._destroy, max_uses=max_uses)
 
     def run(self, fn, *args, **kw) -> asyncio.Future:
         return asyncio.get_running_loop().run_in_executor(self._executor, functools.partial(fn, *args, **kw))
@@ -315,11 +314,9 @@ class DockerBackend(SandboxBackend):
                 "pool_size": self._pool.size, "max_uses": self._pool.max_uses, "reset_shell": self._reset_shell,
                 "reset_attachable_by_sample": self._reset_shell == "sh"}
 
-    def acquire(self, *, fresh: bool = False):
-        return self._pool.acquire(fresh=fresh)
 
     async def aclose(self) -> None:
-        await self._pool.aclose()
+        await self._close_pools()
         self._executor.shutdown(wait=False)
         self.client.close()
 

@@ -79,13 +79,28 @@ class Sandbox(Protocol):
 
 
 class SandboxBackend(abc.ABC):
+    """A backend keeps two pools of warm sandboxes that never share a sandbox: one for model-written code
+    and one for trusted code only (reference solutions, ground truth), so that nothing a model's program
+    left behind can reach a trusted run."""
+
     name: str
 
     @abc.abstractmethod
     def info(self) -> dict[str, Any]: ...
 
-    @abc.abstractmethod
-    def acquire(self, *, fresh: bool = False) -> AsyncContextManager[Sandbox]: ...
+    def _make_pools(self, size: int, create, reset, destroy, *, max_uses: int) -> None:
+        from ._pool import Pool
+
+        self._pool = Pool(size, create, reset, destroy, max_uses=max_uses)
+        self._trusted_pool = Pool(size, create, reset, destroy, max_uses=max_uses)
+
+    def acquire(self, *, fresh: bool = False, trusted: bool = False) -> AsyncContextManager[Sandbox]:
+        """A sandbox for one use. fresh: a new one of its own, never reused (stateful samples, retries).
+        trusted: from the pool that only ever runs trusted code."""
+        return (self._trusted_pool if trusted else self._pool).acquire(fresh=fresh)
+
+    async def _close_pools(self) -> None:
+        await asyncio.gather(self._pool.aclose(), self._trusted_pool.aclose())
 
     @abc.abstractmethod
     async def aclose(self) -> None: ...

@@ -9,7 +9,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ._pool import Pool
 from ._process import run_process
 from ._types import (BASE_ENV, READ_MAX, READ_TIMEOUT_S, WORKDIR, ExecResult, SandboxBackend, SandboxLimits,
                      check_cmd, read_regular_file, sandbox_path)
@@ -58,18 +57,16 @@ class UnsafeBackend(SandboxBackend):
 
     def __init__(self, limits: SandboxLimits = SandboxLimits(), pool_size: int | None = None) -> None:
         self.limits = limits
-        self._pool = Pool(pool_size or max(2, os.cpu_count() or 2), self._create, self._reset, self._destroy,
+        self._make_pools(pool_size or max(2, os.cpu_count() or 2), self._create, self._reset, self._destroy,
                           max_uses=1_000_000)
 
     def info(self) -> dict[str, Any]:
         return {"backend": self.name, "limits": self.limits.to_dict(), "isolation": "NONE",
                 "enforced": ["timeout_s", "output_bytes"]}
 
-    def acquire(self, *, fresh: bool = False):
-        return self._pool.acquire(fresh=fresh)
 
     async def aclose(self) -> None:
-        await self._pool.aclose()
+        await self._close_pools()
 
     async def _create(self) -> UnsafeSandbox:
         return UnsafeSandbox(Path(tempfile.mkdtemp(prefix="harness-unsafe-")), self.limits)

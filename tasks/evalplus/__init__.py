@@ -187,7 +187,7 @@ class EvalPlusScorer:
             values["untested_inputs"] = float(untested)
         value = values["plus"] if "plus" in values else values["base"]
         if not value and category is None:
-            category = next(v["category"] for v in verdicts.values() if v["status"] != "pass")
+            category = next(v["category"] for v in verdicts.values() if v["status"] == "fail")
         explanation = "; ".join(f"{p}: {v['status']}" + (f" at input #{v['failed_input_index']}"
                                                           if "failed_input_index" in v else "")
                                 + (f" ({v['error']})" if v.get("error") else "") for p, v in verdicts.items())
@@ -195,6 +195,9 @@ class EvalPlusScorer:
                      error_category=None if value else category, metadata=verdicts)
 
     def _verdict(self, phase: str, raw: Any, inputs: list, tested: list[int], truth, ep: str, atol) -> dict[str, Any]:
+        if isinstance(raw, dict) and raw.get("not_run"):
+            # base failed by an error or a timeout: plus (which counts only with base) was not spent on
+            return {"status": "not_run", "tested": 0, "error": f"not run: {raw['not_run']}"}
         run = parse_phase(raw, len(tested))
         if run.tampered:
             raise ReportError(run.error or "the test process was tampered with")

@@ -425,8 +425,15 @@ def main():
     _protect_driver()
     source = _own_source()
     report = {"version": VERSION, "phases": {}}
+    failed = False
     for phase in payload["phases"]:
-        report["phases"][phase["name"]] = _run_phase(source, phase, payload)
+        if failed:  # a candidate's later phase counts only with this one: not run
+            report["phases"][phase["name"]] = {"ready": False, "error": None, "results": [],
+                                               "not_run": "an earlier phase failed"}
+            continue
+        result = report["phases"][phase["name"]] = _run_phase(source, phase, payload)
+        failed = not payload["trusted"] and (not result["ready"] or result.get("error") is not None
+                                             or "killed" in result or any(r[0] != "ok" for r in result["results"]))
     sys.stdout.write(f"{nonce} {json.dumps(report)}\n")
     sys.stdout.flush()
 

@@ -1,8 +1,9 @@
 """Running programs on a problem's inputs in the sandbox: the ground truth (the canonical solution,
 once per content hash, cached on disk) and the candidates (one sandbox exec per sample, both phases).
 
-Ground truth is computed in a fresh sandbox where no candidate's code has ever run (a pooled one
-could hold what an earlier sample left behind: shared memory, message queues, processes, memory).
+Ground truth is computed in a sandbox where no candidate's code has ever run: the backend's pool for
+trusted code (a candidate's pooled sandbox could hold what an earlier sample left behind: shared memory,
+message queues, processes, memory), and a retry in a brand-new one.
 Ground-truth cache: `$XDG_CACHE_HOME/harness/evalplus/<sha256>.json.gz` (default `~/.cache/...`), one
 file per problem and phase, keyed on the program, entry point, inputs, oracle mode and driver version:
 the full dataset's cache is the set of its problems' files, and an edited record recomputes only itself.
@@ -115,13 +116,15 @@ def _parse_report(stdout: str, nonce: str, names: set[str]) -> dict[str, Any]:
 async def run_driver(sandbox: Any, code: str, entry_point: str, phases: list[dict[str, Any]], *,
                      trusted: bool, fresh: bool = False) -> dict[str, dict[str, Any]]:
     """One sandbox exec running `code` on every phase; returns the phases of the driver's report.
-    `fresh`: a sandbox of its own that no other program ran in (for the ground truth)."""
+    trusted: the canonical solution, run in the backend's trusted pool; fresh: in a brand-new sandbox.
+    A candidate's run stops at its first phase that fails by an error or a timeout (plus counts only
+    with base: a program that failed base need not spend the time limit again on plus)."""
     nonce = secrets.token_hex(16)
     exec_timeout = sum(p["deadline_s"] for p in phases) + 10.0 + 2.0 * len(phases)
     payload = {"code": code, "entry_point": entry_point, "trusted": trusted, "phases": phases, "nonce": nonce,
                "grace_s": GRACE_S, "report_max": REPORT_MAX}
     try:
-        async with sandbox.acquire(fresh=fresh) as sb:
+        async with sandbox.acquire(fresh=fresh, trusted=trusted) as sb:
             res = await sb.exec(["python3", "-c", DRIVER_SOURCE], input=json.dumps(payload), timeout_s=exec_timeout,
                                 output_bytes=REPORT_MAX + (1 << 20))
     except Exception as e:  # the sandbox itself failed: not the model's doing
@@ -177,14 +180,14 @@ class GroundTruth:
         return out
 
     async def _run(self, sandbox: Any, code: str, entry_point: str, phases: dict[str, list],
-                   which: dict[str, list[int]]) -> dict[str, dict[int, list]]:
-        """The canonical solution on the inputs `which[phase]` in a fresh sandbox: index -> [status, value, time]."""
+                   which: dict[str, list[int]], *, fresh: bool = False) -> dict[str, dict[int, list]]:
+        """The canonical solution on the inputs `which[phase]`: index -> [status, value, time]."""
         request = [{"name": n, "inputs": [encode(phases[n][i]) for i in idx], "limits": [TRUTH_INPUT_LIMIT_S] * len(idx),
                     "deadline_s": TRUTH_PHASE_LIMIT_S} for n, idx in which.items() if idx]
         if not request:
             return {}
         try:
-            report = await run_driver(sandbox, code, entry_point, request, trusted=True, fresh=True)
+            report = await run_driver(sandbox, code, entry_point, request, trusted=True, fresh=fresh)
         except ReportError as e:
             raise InfraError(f"ground truth of {entry_point}: {e}") from None
         got: dict[str, dict[int, list]] = {}
@@ -209,8 +212,8 @@ class GroundTruth:
             return status in TRANSIENT or (status == "error" and str(value).startswith("MemoryError"))
 
         retry = {n: [i for i, (s, v, _) in got[n].items() if transient(s, v)] for n in phases}
-        if any(retry.values()):  # once more, in another fresh sandbox
-            for n, again in (await self._run(sandbox, code, entry_point, phases, retry)).items():
+        if any(retry.values()):  # once more, in a brand-new sandbox
+            for n, again in (await self._run(sandbox, code, entry_point, phases, retry, fresh=True)).items():
                 got[n].update(again)
         result = {}
         for name in phases:

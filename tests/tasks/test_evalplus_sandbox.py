@@ -296,9 +296,9 @@ class _Recording:
     def __init__(self, backend):
         self.backend, self.fresh = backend, []
 
-    def acquire(self, *, fresh: bool = False):
-        self.fresh.append(fresh)
-        return self.backend.acquire(fresh=fresh)
+    def acquire(self, *, fresh: bool = False, trusted: bool = False):
+        self.fresh.append((fresh, trusted))
+        return self.backend.acquire(fresh=fresh, trusted=trusted)
 
 
 async def test_ground_truth_runs_fresh_goes_past_slow_inputs_and_never_caches_them(backend, monkeypatch, tmp_path):
@@ -314,7 +314,8 @@ async def test_ground_truth_runs_fresh_goes_past_slow_inputs_and_never_caches_th
     assert truth.expected == {0: 0, 2: 4, 4: 8}  # the inputs after the slow one were still run
     assert set(truth.skipped) == {1, 3} and truth.transient == {1}
     assert "not cached" in truth.skipped[1] and "ValueError" in truth.skipped[3]
-    assert rec.fresh == [True, True]  # computed where no candidate ran, and retried once
+    # computed where no candidate ran (the trusted pool), retried once in a brand-new sandbox
+    assert rec.fresh == [(False, True), (True, True)]
     assert not list(execution.cache_dir().glob("*.json.gz"))  # a slow input decides no later run
     # without the slow input the same problem is cached, its deterministic failure with it
     fast = code.replace("time.sleep(30)", "pass")
@@ -349,3 +350,16 @@ async def test_standard_library_return_types_compare_as_equality_does(backend, w
             f"    return {wrap.format('_groups(paren_string)')}\n")
     score = await _score(task, sample, f"```python\n{code}\n```", backend)
     assert score.value == (0.0 if "deque" in wrap else 1.0), score.explanation
+
+
+async def test_plus_is_not_run_after_base_timed_out(backend):
+    """plus counts only with base: a program that spent the time limit on base does not spend it again."""
+    task = get_task("evalplus/humaneval_plus").build(args={"min_time_limit": 1.0})
+    code = "def greatest_common_divisor(a, b):\n    while True:\n        pass\n"
+    score = await _score(task, _samples(task)["HumanEval/13"], f"```python\n{code}```", backend)
+    assert score.values == {"base": 0.0, "plus": 0.0} and score.error_category == "timeout"
+    assert score.metadata["base"]["status"] == "fail" and score.metadata["plus"]["status"] == "not_run"
+    # a wrong answer (no error, no timeout) still runs plus, whose verdict is reported as evalplus reports it
+    wrong = await _score(task, _samples(task)["HumanEval/13"],
+                         "```python\ndef greatest_common_divisor(a, b):\n    return 1\n```", backend)
+    assert wrong.metadata["plus"]["status"] == "fail" and wrong.metadata["plus"]["tested"] > 0
