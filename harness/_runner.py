@@ -121,7 +121,8 @@ class Runner:
         self.config = {**sampling, **({"seed": plan.seed} if plan.seed is not None else {})}
         limiter = getattr(self.model, "limiter", None)
         self.max_samples = plan.max_samples or (limiter.max_limit if limiter else 64)
-        self.sandboxes: dict[tuple, Any] = {}  # one backend per distinct limits, created in run() for tasks that need one
+        self.sandboxes: dict[tuple, Any] = {}
+        self._planned: dict[tuple[str, str], int] = {}  # (task, variant) -> (sample, epoch) pairs, counted up front  # one backend per distinct limits, created in run() for tasks that need one
 
     def _task_judges(self, plan: EvalPlan) -> None:
         """Add the judges a task (variant) proposes where --judge-model names none for that role, then fail
@@ -160,6 +161,9 @@ class Runner:
                 await client.check()
             for task in self.tasks:
                 self._probe_data(task)
+                # the counting pass reads every record: duplicate ids and data unreadable part way fail here,
+                # before the run exists, rather than leaving an empty interrupted run behind
+                self._planned[task.name, task.variant] = self._planned_count(task)
                 if (prepare := getattr(self.model, "prepare", None)) is not None:
                     prepare(task)  # a replay file is read now: a bad line fails before the run exists
             env = environment()
@@ -219,10 +223,7 @@ class Runner:
     async def _run_task(self, task: Task) -> None:
         label = task.name if task.variant == "default" else f"{task.name}@{task.variant}"
         provenance, _ = task.dataset.open(self.plan.data)
-        planned = self._count(task) * self.plan.epochs
-        if planned == 0:
-            picked = " with --sample-id/--limit as given" if self.plan.sample_ids or self.plan.limit is not None else ""
-            raise UsageError(f"{label}: the data ({provenance.location}) has no samples{picked}; nothing to evaluate")
+        planned = self._planned[task.name, task.variant]
         rt_id = self._run_task_row(task, provenance, planned)
         done = self.store.done(rt_id)
         self.on_task_start(TaskProgress(label, planned, len(done)))
@@ -330,6 +331,16 @@ class Runner:
             return "(the data could not be read through again to list every duplicate)"
         dups = [f"{sid!r} x{n}" for sid, n in counts.items() if n > 1]
         return ", ".join(dups[:20]) + (f" and {len(dups) - 20} more" if len(dups) > 20 else "")
+
+    def _planned_count(self, task: Task) -> int:
+        """(sample, epoch) pairs the task will run; none at all is an error that names what was asked for."""
+        planned = self._count(task) * self.plan.epochs
+        if planned == 0:
+            label = task.name if task.variant == "default" else f"{task.name}@{task.variant}"
+            picked = " with --sample-id/--limit as given" if self.plan.sample_ids or self.plan.limit is not None else ""
+            raise UsageError(f"{label}: the data ({task.dataset.provenance(self.plan.data).location}) has no "
+                             f"samples{picked}; nothing to evaluate")
+        return planned
 
     def _count(self, task: Task) -> int:
         """A streaming pass to size the progress bar (and find duplicate ids and unreadable data before any

@@ -44,7 +44,9 @@ def test_a_key_refused_mid_run_stops_the_run_at_once_and_keeps_what_finished(fak
     stats = json.load(urllib.request.urlopen(fake_openai.removesuffix("/v1") + "/stats"))
     assert stats["statuses"]["401"] <= 2  # not one failing call per sample (180)
     con = sqlite3.connect(db)
-    assert con.execute("select count(*) from samples where status = 'scored'").fetchone()[0] == 6
+    # the 6 answered samples, less at most the one whose answer was still being scored when the run stopped
+    # (two connections: the 7th request goes out once the 5th sample is done)
+    assert con.execute("select count(*) from samples where status = 'scored'").fetchone()[0] in (5, 6)
     assert con.execute("select count(*) from samples where status = 'error'").fetchone()[0] == 0
     assert con.execute("select status from runs").fetchone()[0] == "interrupted"
 
@@ -98,8 +100,8 @@ def test_data_that_cannot_be_evaluated_is_one_line_naming_the_problem(tmp_path, 
                      "--db", f"sqlite:///{tmp_path / 'h.db'}", "--quiet")
     line = the_error(result)
     assert message in line
-    if name in ("empty.jsonl", "wrong.jsonl"):  # found before the run exists: no run is left behind
-        assert sqlite3.connect(tmp_path / "h.db").execute("select count(*) from runs").fetchone()[0] == 0
+    # found before the run exists (the counting pass reads every record first): no run is left behind
+    assert sqlite3.connect(tmp_path / "h.db").execute("select count(*) from runs").fetchone()[0] == 0
     if name != "wrong.jsonl" and name != "empty.jsonl" and name != "dups.jsonl":
         assert name in line
     if name == "dups.jsonl":  # every duplicated id is named, with its count
