@@ -312,7 +312,7 @@ def _suite_charts(s: Suite) -> dict[str, Any]:
 
 
 def _write(path: Path, text: str) -> None:
-    # a model's text can hold a lone surrogate (traces keep it as the model sent it): written as its \uXXXX escape
+    # a model's text can hold a lone surrogate (traces keep it as the model sent it): written as its \ud800-style escape
     path.write_text(text, encoding="utf-8", errors="backslashreplace")
 
 

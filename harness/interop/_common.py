@@ -113,7 +113,7 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def escape_text(value: str) -> tuple[str, bool]:
-    """Text a UTF-8 file can hold: a lone surrogate becomes its backslash escape (the six characters `\\udXXX`),
+    """Text a UTF-8 file can hold: a lone surrogate becomes its backslash escape (six characters such as `\\ud800`),
     as the store itself writes it; every other character (NUL, control characters, markup) is kept. Returns the
     text and whether it changed."""
     if not _SURROGATE.search(value):
