@@ -321,7 +321,8 @@ async def test_docker_reset_shell_cannot_be_attached_by_the_sample_uid(kind, mak
     backend = make_backend(pool_size=1)
     assert backend.info()["reset_attachable_by_sample"] is False
     async with backend.acquire() as sb:
-        r = await sb.exec(["sh", "-c", f"{backend._reset_shell} -c 'sleep 5' & pid=$!; sleep 0.3; "
+        # `; :` keeps the probed process the shell itself (a shell may exec a lone last command)
+        r = await sb.exec(["sh", "-c", f"{backend._reset_shell} -c 'sleep 5; :' & pid=$!; sleep 0.3; "
                                        "ls /proc/$pid/fd >/dev/null 2>&1 && echo fd-open || echo fd-closed; "
                                        "head -c1 /proc/$pid/mem >/dev/null 2>&1 && echo mem-open || echo mem-closed; "
                                        "sleep 5 & p2=$!; ls /proc/$p2/fd >/dev/null 2>&1 && echo control-open"])
