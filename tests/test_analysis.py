@@ -88,7 +88,8 @@ def test_compare_lists_flips_and_mcnemar(runs):
 def test_compare_detects_a_regression(db_url):
     a = make_run(db_url, "model-a", solves(EASY))
     worse = make_run(db_url, "model-a", solves(set()))
-    result = CliRunner().invoke(app, ["compare", a[:17], worse, "--db", db_url, "--json"])
+    # a unique prefix works (one hex digit short of the id: two runs made in the same second differ there)
+    result = CliRunner().invoke(app, ["compare", a[:-1], worse, "--db", db_url, "--json"])
     assert result.exit_code == 0, result.output
     (task,) = json.loads(result.output)["tasks"]
     assert len(task["regressed"]) == 60 and task["improved"] == []

@@ -242,8 +242,9 @@ def test_the_summary_of_an_aegis_run_fits_80_columns_and_names_every_metric(tmp_
 
 def test_progress_lines_when_stderr_is_not_a_terminal(tmp_path):
     db = ["--db", f"sqlite:///{tmp_path / 'h.db'}"]
-    args = ["eval", "-m", "mock", "-M", "text=x", "-M", "latency=0.01", "-t", "cipherbank", "--data", "bundled",
-            "--limit", "30", *db]
+    # one sample at a time, 20 ms each: the run lasts at least 0.6 s, a dozen progress intervals
+    args = ["eval", "-m", "mock", "-M", "text=x", "-M", "latency=0.02", "-t", "cipherbank", "--data", "bundled",
+            "--limit", "30", "--max-samples", "1", *db]
     result = harness(*args, env={"HARNESS_PROGRESS_INTERVAL": "0.05"})
     assert result.returncode == 0, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.startswith("[progress] cipherbank: ")]
