@@ -109,7 +109,7 @@ def test_data_that_cannot_be_evaluated_is_one_line_naming_the_problem(tmp_path, 
 
 
 def test_two_resumes_at_once_one_refuses_kill_9_shows_interrupted_then_resume_works(tmp_path):
-    server, url = start_server("--latency", "0.2")
+    server, url = start_server("--latency", "0.5")  # the resume lasts ~9 s: room for the second to meet it
     db_path = tmp_path / "h.db"
     db = f"sqlite:///{db_path}"
     base = ["-m", "openai/fake", "--base-url", url, "-t", "cipherbank", "--data", "bundled", "--limit", "40",
