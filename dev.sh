@@ -33,12 +33,21 @@ setup_services() {
   for pkg in bubblewrap postgresql docker.io debootstrap chromium python3-numpy python3-sympy; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
   done
+  # GeoJSEval's tests run the host's Node under bwrap and install its pinned libraries with npm (any Node >= 18)
+  { command -v node && command -v npm; } >/dev/null 2>&1 || missing+=(nodejs npm)
   if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
   HARNESS_TEST_PG_URL=$(bash .ci/setup-postgres.sh)
   export HARNESS_TEST_PG_URL
   bash .ci/setup-sandbox.sh
+  # the real LLM server of the tests (llama.cpp + SmolLM2-135M) and its interpreter, for the llamacpp/ provider
+  HARNESS_TEST_LLAMACPP_URL=$(bash .ci/setup-llamacpp.sh)
+  HARNESS_LLAMACPP_PYTHON=$(bash .ci/setup-llamacpp.sh --python)
+  export HARNESS_TEST_LLAMACPP_URL HARNESS_LLAMACPP_PYTHON
+  # a single-node Slurm cluster (slurm-wlm + munge) for the work-queue workers' tests (tests/test_slurm.py)
+  bash .ci/setup-slurm.sh
+  export HARNESS_TEST_SLURM=1
 }
 
 case "${1:-}" in

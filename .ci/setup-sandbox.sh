@@ -40,3 +40,7 @@ else
     "$PY" -m harness.sandboxes build --quiet
 fi
 "$PY" -m harness.sandboxes status
+# GeoJSEval's pinned JavaScript libraries on the host (npm ci from the committed lock; cached by its hash)
+if command -v npm >/dev/null; then
+    "$PY" -m harness.tasks.geojseval.libs >/dev/null
+fi

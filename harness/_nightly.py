@@ -5,7 +5,6 @@ started again: the newest unfinished run with exactly the same plan is continued
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 import traceback
@@ -16,9 +15,10 @@ from typing import Any, Callable
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
+from harness._eval import eval as harness_eval, plan_options
 from harness._registry import UsageError
+from harness._runner import EvalPlan, TaskRef
 from harness._toml import load_toml
-from harness._runner import EvalPlan, Runner, TaskRef
 from harness.store import Run, Store
 
 
@@ -98,12 +98,15 @@ def run_nightly(spec: NightlySpec, store: Store, *, log: Callable[[str], None] =
     for plan in spec.plans():
         resume = unfinished_run(store, plan)
         entry = {"model": plan.model, "run_id": resume, "resumed": resume is not None, "error": None}
-        try:
-            runner = Runner(plan, store, run_id=resume, command=" ".join(["harness", *sys.argv[1:]]))
-            entry["run_id"] = runner.run_id
-            log(f"{'resuming' if resume else 'starting'} run {runner.run_id}: {plan.model} on "
+        def started(run_id: str, entry=entry, plan=plan, resume=resume) -> None:
+            entry["run_id"] = run_id
+            log(f"{'resuming' if resume else 'starting'} run {run_id}: {plan.model} on "
                 f"{', '.join(t.label for t in plan.tasks)}")
-            asyncio.run(runner.run())
+
+        try:
+            # the plan as given (not the stored one): a resumed run is one whose stored plan equals it
+            harness_eval(**plan_options(plan), db=store, resume=resume, on_run_start=started,
+                         command=" ".join(["harness", *sys.argv[1:]]))
         except Exception as e:  # noqa: BLE001 - reported per model, and in the exit status
             entry["error"] = f"{type(e).__name__}: {e}"
             log(f"run of {plan.model} failed: {entry['error']}\n{traceback.format_exc(limit=3)}")

@@ -40,7 +40,6 @@ class TaskEntry:
 
 
 _TASKS: dict[str, TaskEntry] = {}
-_loaded = False
 
 
 def task(name: str, *, variants: dict[str, dict[str, Any]] | None = None):
@@ -53,25 +52,35 @@ def task(name: str, *, variants: dict[str, dict[str, Any]] | None = None):
     return register
 
 
-def _load_entry_points() -> None:
-    global _loaded
-    if _loaded:
+_loaded_groups: set[str] = set()
+
+
+def load_entry_points(group: str) -> None:
+    """Import, once per process, every module an installed package names in entry-point `group`: importing it
+    runs its registry decorators (@task, @modelapi, @sandbox_backend). A plugin that fails to import is a
+    one-line error naming it, not a traceback from inside the registry."""
+    if group in _loaded_groups:
         return
-    _loaded = True
     from importlib.metadata import entry_points
 
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        ep.load()  # importing the module runs its @task decorators
+    for ep in entry_points(group=group):
+        try:
+            ep.load()
+        except Exception as e:  # noqa: BLE001 - any failure of a third-party import, reported as one line
+            dist = f" (package {ep.dist.name})" if ep.dist is not None else ""
+            raise UsageError(f"entry point {ep.name} = {ep.value} in group {group}{dist} failed to load: "
+                             f"{type(e).__name__}: {e}; fix or uninstall that package") from None
+    _loaded_groups.add(group)  # after the loop: a broken plugin fails every lookup, not only the first
 
 
 def task_names() -> list[str]:
-    _load_entry_points()
+    load_entry_points(ENTRY_POINT_GROUP)
     return sorted(_TASKS)
 
 
 def get_task(name: str) -> TaskEntry:
     """A registered task, or one defined in a local file: `path/to/tasks.py` (its only task) or `path/to/tasks.py:name`."""
-    _load_entry_points()
+    load_entry_points(ENTRY_POINT_GROUP)
     if ".py" in name and name not in _TASKS:
         return _task_from_file(name)
     if name not in _TASKS:

@@ -13,17 +13,19 @@ import sys
 import time
 import traceback
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
 from harness._dataset import DataError, Provenance
+from harness._messages import parse_message
 from harness._registry import UsageError, get_task
 from harness._task import SolveContext, Task, TaskState
 from harness._types import ContextLengthExceeded, InfraError, ModelOutput, RunAborted, Sample
 from harness.judge import JudgeNoVerdict, forget_unusable
 from harness.model import ModelClient, get_model, split_model_args
+from harness.model._client import AnswersFromData
 from harness.scoring import CorpusMetric
 from harness.store import SampleResult, Store
 
@@ -97,16 +99,22 @@ class TaskProgress:
 class Runner:
     def __init__(self, plan: EvalPlan, store: Store, *, model: ModelClient | None = None, run_id: str | None = None,
                  command: str = "", on_run_start: Callable[[str], None] | None = None, on_task_start: Callable[[TaskProgress], None] | None = None,
-                 on_sample_done: Callable[[str, SampleResult], None] | None = None):
+                 on_sample_done: Callable[[str, SampleResult], None] | None = None, executor: Any = None,
+                 judges: dict[str, ModelClient] | None = None):
         self.plan = plan
+        # None: solve here (local). Otherwise the run's items go to the store's work queue and
+        # executor.submit(runner) starts the workers that solve them (harness._worker.SlurmExecutor)
+        self.executor = executor
         self.store = store
         self.command = command
         self.resuming = run_id is not None
         self.run_id = run_id or f"{datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
-        self.model = model or get_model(plan.model, base_url=plan.base_url, args=plan.model_args)
-        # a judge is a model client like any other; tasks look judges up by role in SolveContext.judges
-        self.judges: dict[str, ModelClient] = {role: get_model(spec, base_url=plan.judge_base_url)
-                                               for role, spec in plan.judges.items()}
+        self.model = model or get_model(plan.model, base_url=plan.base_url, args=plan.model_args,
+                                            db_url=store.url)
+        # a judge is a model client like any other; tasks look judges up by role in SolveContext.judges. Given
+        # clients (judges=) stand for the plan's roles; otherwise each role's spec is built here
+        self.judges: dict[str, ModelClient] = dict(judges) if judges is not None else {
+            role: get_model(spec, base_url=plan.judge_base_url, db_url=self.store.url) for role, spec in plan.judges.items()}
         self.on_run_start = on_run_start or (lambda run_id: None)
         self.on_task_start = on_task_start or (lambda p: None)
         self.on_sample_done = on_sample_done or (lambda label, r: None)
@@ -134,7 +142,7 @@ class Runner:
                 base = role.split("#")[0]
                 given = "default" in plan.judges or any(r == base or r.startswith(base + "#") for r in plan.judges)
                 if not given and role not in self.judges:
-                    self.judges[role] = get_model(spec, base_url=plan.judge_base_url)
+                    self.judges[role] = get_model(spec, base_url=plan.judge_base_url, db_url=self.store.url)
             missing = missing_roles(task.judge_roles, self.judges)
             if missing:
                 raise UsageError(f"{task.name} needs judge models for {', '.join(missing)}: pass --judge-model MODEL "
@@ -146,11 +154,12 @@ class Runner:
 
         from harness.sandboxes import SandboxLimits, get_backend
 
-        key = tuple(sorted(task.sandbox_limits.items()))
+        key = (task.sandbox_image, *sorted(task.sandbox_limits.items()))
         if key not in self.sandboxes:
             try:
                 limits = replace(SandboxLimits(), **task.sandbox_limits)
-                self.sandboxes[key] = get_backend(self.plan.sandbox, limits=limits, allow_unsafe=self.plan.allow_unsafe)
+                self.sandboxes[key] = get_backend(self.plan.sandbox, image=task.sandbox_image, limits=limits,
+                                                  allow_unsafe=self.plan.allow_unsafe)
             except (RuntimeError, ValueError, OSError, TypeError) as e:
                 raise UsageError(f"no sandbox for model-written code: {e}") from None
         return self.sandboxes[key]
@@ -158,6 +167,8 @@ class Runner:
     async def run(self) -> str:
         try:
             for client in [self.model, *self.judges.values()]:
+                if self.executor is not None and hasattr(client, "server"):
+                    continue  # a managed server (vllm/, llamacpp/) starts on the workers' nodes, not where one submits
                 await client.check()
             for task in self.tasks:
                 self._probe_data(task)
@@ -170,14 +181,23 @@ class Runner:
             sandboxed = {t.name: self._sandbox_for(t).info() for t in self.tasks if t.needs_sandbox}
             if sandboxed:
                 env["sandbox"] = sandboxed  # per task: backend, image digest or bwrap version, limits
+            if self.executor is not None and self.store.is_sqlite:
+                from harness.store._store import SQLITE_NO_QUEUE
+
+                raise UsageError(SQLITE_NO_QUEUE)
             if not self.resuming:
                 self.store.create_run(id=self.run_id, model=self.plan.name, model_info=self.model.info(),
                                       generate_config=self.config, base_url=self.plan.base_url, seed=self.plan.seed,
                                       epochs=self.plan.epochs, plan=self.plan.to_json(), limiters=self._limiters(),
                                       environment=env, command=self.command)
             else:
+                if (self.store.get_run(self.run_id) or {}).get("executor"):
+                    raise UsageError(f"run {self.run_id} is executed by workers from the work queue: continue it "
+                                     f"with harness worker {self.run_id} (or sbatch its stored job script again)")
                 self.store.acquire_lease(self.run_id)
             self.on_run_start(self.run_id)
+            if self.executor is not None:
+                return self._submit()
             heartbeat = asyncio.create_task(self._heartbeat())
             try:
                 for task in self.tasks:
@@ -198,6 +218,38 @@ class Runner:
                 await client.aclose()
             for backend in self.sandboxes.values():
                 await backend.aclose()
+
+    def _submit(self) -> str:
+        """Queue one work item per planned (task, sample, epoch), hand the run to the executor's workers and
+        return; the run stays 'running' with no lease of its own (the workers hold the items' leases)."""
+        try:
+            for task in self.tasks:
+                provenance, _ = task.dataset.open(self.plan.data)
+                rt_id = self._run_task_row(task, provenance, self._planned[task.name, task.variant])
+                self.store.enqueue(self.run_id, rt_id, ((s.id, e) for s in self._samples(task)
+                                                        for e in range(self.plan.epochs)))
+            self.executor.submit(self)
+        except BaseException:
+            self.store.set_run_status(self.run_id, "interrupted", limiters=self._limiters())
+            raise
+        self.store.set_run_status(self.run_id, "running", lease_owner=None, heartbeat_at=None)
+        return self.run_id
+
+    def task_context(self, task: Task) -> SolveContext:
+        """What every sample of the task is solved with: the model, settings, judges, sandbox, judge cache."""
+        return SolveContext(model=self.model, config={**task.config, **self.config}, task=task, judges=self.judges,
+                            sandbox=self._sandbox_for(task) if task.needs_sandbox else None,
+                            judge_cache=self._judge_cache())
+
+    def finish_task(self, task: Task, rt_id: int, planned: int | None, ctx: SolveContext) -> None:
+        """The task's metrics from its stored rows, then the task's own closing step (on_finish)."""
+        label = task.name if task.variant == "default" else f"{task.name}@{task.variant}"
+        self.store.set_metrics(rt_id, compute_metrics(task, self.store.sample_values(rt_id),
+                                                      self.store.status_counts(rt_id), planned))
+        if task.on_finish is not None:
+            facts = {"run_id": self.run_id, "model": self.plan.model, "db_url": self.store.url, "config": ctx.config}
+            for line in task.on_finish(task, facts, self.store.samples(rt_id)):
+                print(f"{label}: {line}", file=sys.stderr)
 
     async def _heartbeat(self) -> None:
         """Renew the run's lease while this process works on it (Store.acquire_lease, shown_status)."""
@@ -227,8 +279,7 @@ class Runner:
         rt_id = self._run_task_row(task, provenance, planned)
         done = self.store.done(rt_id)
         self.on_task_start(TaskProgress(label, planned, len(done)))
-        ctx = SolveContext(model=self.model, config={**task.config, **self.config}, task=task, judges=self.judges,
-                           sandbox=self._sandbox_for(task) if task.needs_sandbox else None, judge_cache=self._judge_cache())
+        ctx = self.task_context(task)
 
         queue: asyncio.Queue = asyncio.Queue(maxsize=self.max_samples * 2)
         results: asyncio.Queue = asyncio.Queue()
@@ -243,7 +294,7 @@ class Runner:
 
         async def work() -> None:
             while (item := await queue.get()) is not None:
-                result = await self._solve(task, ctx, rt_id, *item)
+                result = await self.solve(task, ctx, rt_id, *item)
                 results.put_nowait(result)
                 self.on_sample_done(label, result)
 
@@ -256,12 +307,7 @@ class Runner:
                 w.cancel()
             results.put_nowait(None)
             await asyncio.shield(writer)  # commit what finished, also on Ctrl-C
-        self.store.set_metrics(rt_id, compute_metrics(task, self.store.sample_values(rt_id),
-                                                      self.store.status_counts(rt_id), planned))
-        if task.on_finish is not None:
-            facts = {"run_id": self.run_id, "model": self.plan.model, "db_url": self.store.url, "config": ctx.config}
-            for line in task.on_finish(task, facts, self.store.samples(rt_id)):
-                print(f"{label}: {line}", file=sys.stderr)
+        self.finish_task(task, rt_id, planned, ctx)
 
     def _judge_cache(self):
         if not self.judges:
@@ -349,8 +395,11 @@ class Runner:
             return min(task.dataset.size, self.plan.limit or task.dataset.size)
         return sum(1 for _ in self._samples(task))
 
-    async def _solve(self, task: Task, ctx: SolveContext, rt_id: int, sample: Sample, epoch: int) -> SampleResult:
+    async def solve(self, task: Task, ctx: SolveContext, rt_id: int, sample: Sample, epoch: int) -> SampleResult:
+        """One (task, sample, epoch) solved and scored: the local run's workers and the work queue's call this."""
         state = TaskState(sample=sample, epoch=epoch)
+        if isinstance(self.model, AnswersFromData):  # reference / replay / mock: bound to this sample's data
+            ctx = replace(ctx, model=self.model.bind(state, task))
         row: dict[str, Any] = {**EMPTY_ROW, "sample_id": sample.id, "epoch": epoch, "target": _text(sample.target),
                                "metadata": sample.metadata}
         t0 = time.perf_counter()
@@ -385,10 +434,17 @@ class Runner:
             if e.call is not None:
                 state.calls.append(e.call)
             row.update(status="error", error=str(e))
+            state.events.add("error", name=type(e).__name__, error="infrastructure", output=str(e))
         except Exception as e:  # a bug in a solver or scorer must not stop the run or pass as a model failure
             row.update(status="error", error=f"internal error: {type(e).__name__}: {e}")
             score_json = [{"traceback": traceback.format_exc()}]
-        prompt = next((m["content"] for m in reversed(state.messages) if m.get("role") == "user"), None)
+            state.events.add("error", name=type(e).__name__, error="internal", output=str(e))
+        if state.limit:  # the sample ended at a limit: a miss is put down to it
+            state.metadata["limit"] = f"limit:{state.limit}"
+            if row["status"] == "scored" and (row["score"] or 0) < 1:
+                row["error_category"] = f"limit:{state.limit}"
+        messages = [parse_message(m) for m in state.messages]
+        prompt = next((m.text for m in reversed(messages) if m.role == "user"), None)
         row.update(prompt=_text(prompt), response=state.completion if state.output else None,
                    latency_s=time.perf_counter() - t0,
                    input_tokens=_sum(c.input_tokens for c in state.calls),
@@ -397,9 +453,11 @@ class Runner:
                   "input_tokens": c.input_tokens, "output_tokens": c.output_tokens, "latency_s": c.latency_s,
                   "attempts": max(1, len(c.attempts)), "error": c.error, "started_at": c.started_at}
                  for i, c in enumerate(state.calls)]
-        trace = {"messages": state.messages, "calls": [c.to_json() for c in state.calls], "scores": score_json,
-                 "metadata": state.metadata}
-        return SampleResult(rt_id, row, calls, trace)
+        events = [e.to_json() for e in state.events]
+        trace = {"messages": [m.model_dump(exclude_none=True) for m in messages],
+                 "calls": [c.to_json() for c in state.calls], "scores": score_json, "metadata": state.metadata,
+                 "events": events, **({"answer": state.answer} if state.answer is not None else {})}
+        return SampleResult(rt_id, row, calls, trace, events)
 
     async def _write(self, results: asyncio.Queue) -> None:
         """Gather finished results for up to WRITE_INTERVAL_S, commit them in one transaction from a thread,

@@ -16,10 +16,14 @@ Who a failure belongs to decides how it is stored:
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
-Message = dict[str, Any]  # OpenAI chat format: {"role": ..., "content": ...}
+from harness._messages import ChatMessageAssistant, ChatMessageSystem, ChatMessageUser, ToolCall, parse_message, to_openai
+
+Message = Any  # a harness._messages.ChatMessage, or its OpenAI dict form
 
 
 @dataclass
@@ -27,7 +31,7 @@ class Sample:
     """One benchmark problem.
 
     id: stable within the task (resume and re-scoring key on it).
-    input: a prompt string (sent as one user turn) or chat messages.
+    input: a prompt string (sent as one user turn) or chat messages (ChatMessage, or OpenAI dicts).
     target: the gold answer; None where the split hides it.
     metadata: what breakdowns group by (cipher, domain, ...); never shown to the model.
     files: files a sandboxed solver or scorer puts into the sandbox.
@@ -42,11 +46,11 @@ class Sample:
     invalid: str | None = None
 
     def messages(self, system: str | None = None) -> list[Message]:
-        msgs: list[Message] = [{"role": "system", "content": system}] if system else []
+        msgs: list[Message] = [ChatMessageSystem(content=system)] if system else []
         if isinstance(self.input, str):
-            msgs.append({"role": "user", "content": self.input})
+            msgs.append(ChatMessageUser(content=self.input))
         else:
-            msgs.extend(self.input)
+            msgs.extend(parse_message(m) for m in self.input)
         return msgs
 
 
@@ -62,13 +66,18 @@ class Attempt:
 
 @dataclass
 class ModelCall:
-    """One logical model (or judge) call: what was asked, what came back, at what cost."""
+    """One logical model (or judge) call: what was asked (messages, the tools offered, the tool choice, the
+    settings), what came back (text, tool calls, why it stopped), at what cost."""
 
     kind: str  # "model" | "judge"
     model: str
     messages: list[Message]
     config: dict[str, Any]
     text: str | None = None
+    tools: list[dict[str, Any]] | None = None  # the tools' JSON schemas as sent
+    tool_choice: Any = None
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    stop_reason: str | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
     latency_s: float = 0.0
@@ -76,21 +85,59 @@ class ModelCall:
     error: str | None = None
     started_at: float = 0.0
     raw: dict[str, Any] | None = None
+    # seconds of latency_s spent waiting on the endpoint rather than working: queued for a connection slot (the
+    # limiter, which also holds calls through a 429's Retry-After), failed attempts and the sleeps between them;
+    # an agent's working-time limit leaves them out
+    wait_s: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "kind": self.kind, "model": self.model, "messages": self.messages, "config": self.config,
-            "text": self.text, "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
-            "latency_s": self.latency_s, "error": self.error, "started_at": self.started_at,
+            "kind": self.kind, "model": self.model, "messages": dump_messages(self.messages), "config": self.config,
+            "tools": self.tools, "tool_choice": self.tool_choice, "text": self.text,
+            "tool_calls": [c.model_dump(exclude_none=True) for c in self.tool_calls], "stop_reason": self.stop_reason,
+            "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
+            "latency_s": self.latency_s, "wait_s": self.wait_s, "error": self.error, "started_at": self.started_at,
             "attempts": [a.__dict__ for a in self.attempts], "raw": self.raw,
+            "request_key": request_key(self.messages, self.tools, self.tool_choice, self.config),
         }
+
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "ModelCall":
+        """A call as to_json() stored it (traces written before tool calls existed read too)."""
+        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        fields["attempts"] = [Attempt(**a) for a in data.get("attempts") or []]
+        fields["tool_calls"] = [ToolCall.model_validate(c) for c in data.get("tool_calls") or []]
+        return cls(**fields)
+
+
+def dump_messages(messages: list[Message]) -> list[dict[str, Any]]:
+    """Messages as the trace stores them: each ChatMessage's JSON, without unset fields."""
+    return [parse_message(m).model_dump(exclude_none=True) for m in messages]
+
+
+def request_key(messages: list[Message], tools: list[dict[str, Any]] | None, tool_choice: Any,
+                config: dict[str, Any]) -> str:
+    """What identifies a model request: a hash of what is sent (the messages as OpenAI reads them, the tools, the
+    tool choice and the settings). `replay-run:` answers a request whose key a stored run has."""
+    canonical = json.dumps({"messages": to_openai(messages), "tools": tools or None, "tool_choice": tool_choice,
+                            "config": config}, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 @dataclass
 class ModelOutput:
+    """What a model answered: text and/or tool calls, and why it stopped (stop, tool_calls, max_tokens,
+    content_filter, context_length, unknown)."""
+
     text: str
     call: ModelCall
-    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    stop_reason: str = "stop"
+
+    @property
+    def message(self) -> ChatMessageAssistant:
+        return ChatMessageAssistant(content=self.text, tool_calls=self.tool_calls or None)
 
 
 @dataclass

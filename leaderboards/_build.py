@@ -82,8 +82,15 @@ def _num(value: Any, digits: int = 2) -> str:
     return f"{value:,.{digits}f}" if isinstance(value, (int, float)) else str(value)
 
 
+def _trajectory_module() -> str:
+    from harness.store import _trajectory
+
+    return _trajectory.__file__
+
+
 def _templates_digest() -> str:
     h = hashlib.sha256(Path(__file__).read_bytes())
+    h.update(Path(_trajectory_module()).read_bytes())  # how a trajectory is laid out is part of the page too
     for path in sorted([*TEMPLATES.glob("*.j2"), *TEMPLATES.glob("*.css")]):
         h.update(path.read_bytes())
     return h.hexdigest()
@@ -464,6 +471,44 @@ def _conversation_summary(messages: list[SimpleNamespace]) -> str:
     return " · ".join(parts)
 
 
+STEP_COLLAPSED_CHARS = 600  # a tool result or message longer than this (or than STEP_COLLAPSED_LINES) starts folded
+STEP_COLLAPSED_LINES = 12
+
+
+def _agentic(trace: dict[str, Any]) -> bool:
+    for e in trace.get("events") or []:
+        if not isinstance(e, dict):
+            continue
+        if e.get("kind") in ("tool", "span", "limit"):
+            return True
+        if isinstance(e.get("output"), dict) and e["output"].get("tool_calls"):
+            return True
+    return any(isinstance(m, dict) and (m.get("role") == "tool" or m.get("tool_calls")) for m in trace.get("messages") or [])
+
+
+def _trajectory_view(trace: dict[str, Any]) -> list[SimpleNamespace]:
+    """An agent sample's steps turn by turn (harness.store._trajectory), or nothing for a sample without tools,
+    spans or limits (a plain generate; its status row shows an error): its conversation already shows it all.
+    Long texts carry `folded`, so the page collapses them."""
+    from harness.store._trajectory import format_arguments, steps
+
+    if not _agentic(trace):
+        return []
+
+    def folded(value: str) -> bool:
+        return len(value) > STEP_COLLAPSED_CHARS or value.count("\n") >= STEP_COLLAPSED_LINES
+
+    out = []
+    for step in steps(trace):
+        calls = [SimpleNamespace(**c, shown=format_arguments(c["arguments"]) if c["arguments"] not in (None, {}, "")
+                                 else "") for c in step["tool_calls"]]
+        for c in calls:
+            c.folded = folded(c.shown)
+        out.append(SimpleNamespace(**{**step, "tool_calls": calls}, folded=folded(step["text"]),
+                                   indent=min(step["depth"], 6)))
+    return out
+
+
 def _sample_view(row: dict[str, Any], pos: int) -> SimpleNamespace:
     """What a sample page shows; an object rather than a dict because jinja2 resolves attributes first."""
     trace = json.loads(zlib.decompress(row.pop("trace"))) if row.get("trace") else {}
@@ -483,6 +528,7 @@ def _sample_view(row: dict[str, Any], pos: int) -> SimpleNamespace:
     details = [d for d in trace.get("scores", []) if d]
     return SimpleNamespace(
         **row, pos=pos, messages=messages, calls=calls, conversation=_conversation_summary(messages),
+        trajectory=_trajectory_view(trace),
         scores_json=json.dumps(row["scores"], ensure_ascii=False) if row["scores"] else None,
         metadata_json=json.dumps(row["metadata"], ensure_ascii=False) if row["metadata"] else None,
         details=json.dumps(details, indent=1, ensure_ascii=False, default=str) if details else None,

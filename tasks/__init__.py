@@ -4,3 +4,5 @@ from harness.tasks import cipherbank  # noqa: F401
 from harness.tasks import aegis, correct_error, who_and_when  # noqa: F401
 from harness.tasks import ineqmath  # noqa: F401
 from harness.tasks import evalplus  # noqa: F401
+from harness.tasks import geojseval  # noqa: F401
+from harness.tasks import mmsearch_plus  # noqa: F401

@@ -41,6 +41,17 @@ def db_url(request, tmp_path) -> str:
 
 
 @pytest.fixture
+def llamacpp_url() -> str:
+    """The base URL of the real LLM server (llama.cpp + SmolLM2-135M-Instruct) that .ci/setup-llamacpp.sh starts."""
+    url = os.environ.get("HARNESS_TEST_LLAMACPP_URL")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("HARNESS_TEST_LLAMACPP_URL is not set in CI: .ci/run must start the llama.cpp server")
+        pytest.skip("no llama.cpp server (set HARNESS_TEST_LLAMACPP_URL, e.g. from .ci/setup-llamacpp.sh)")
+    return url
+
+
+@pytest.fixture
 def sqlite_url(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'harness.db'}"
 
@@ -56,3 +67,28 @@ def fake_openai(request):
     yield url
     proc.terminate()
     proc.wait(10)
+
+
+def _sandbox_unavailable(kind: str) -> str | None:
+    if kind == "docker":
+        from harness.sandboxes import _image
+
+        ok, err = _image.docker_available()
+        if not ok:
+            return f"no Docker daemon reachable ({err})"
+        return None if _image.image_status("harness-python").get("built") else "harness-python image not built"
+    from harness.sandboxes._bwrap import bwrap_status
+
+    st = bwrap_status()
+    return None if st["ok"] else st["error"]
+
+
+@pytest.fixture(params=[pytest.param("docker", marks=pytest.mark.docker, id="docker"),
+                        pytest.param("bwrap", marks=pytest.mark.bwrap, id="bwrap")])
+def kind(request) -> str:
+    """A sandbox backend kind; each test runs on both. CI installs both: a missing one fails there."""
+    if reason := _sandbox_unavailable(request.param):
+        if os.environ.get("CI"):
+            pytest.fail(f"{request.param} backend unavailable in CI: {reason}")
+        pytest.skip(reason)
+    return request.param

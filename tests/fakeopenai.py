@@ -15,7 +15,14 @@ request number (1-based), checked in this order:
   bomb:MB   every request gets a gzip body that inflates to MB MiB (a gzip bomb)
   big:MB    every request gets a (valid JSON) body of MB MiB, chunked (no Content-Length)
   shape:S   the answer's shape: message_str, usage_str, content_num, content_dict, content_list, surrogate, nul
-GET /stats returns counts; every chat request is appended to --log as JSON (its number and prompt).
+Agents: --script FILE answers from a JSON list of assistant messages (OpenAI's shape; `arguments` may be a
+string, malformed on purpose, or an object; `raw_tool_calls` is sent exactly as written, `finish_reason` as given):
+the reply to a request is the k-th message, k the number of
+assistant turns the request already holds (so it is the same for every conversation, and concurrent ones do
+not mix), the last one once the list is used up. --agent-turns N answers a request that offers tools with a
+`bash` call `echo turn-K` (in the tool's first required parameter) until the conversation holds N tool results,
+then with a `submit` of the usual answer.
+GET /stats returns counts; every chat request is appended to --log as JSON (its number, prompt and body).
 """
 from __future__ import annotations
 
@@ -28,7 +35,7 @@ from aiohttp import web
 
 
 def build_app(latency: float, faults: str, log_path: str | None, answer: str | None,
-              ctx_style: str = "openai") -> web.Application:
+              ctx_style: str = "openai", script: list[dict] | None = None, agent_turns: int = 0) -> web.Application:
     rules = [f.split(":", 1) if f.startswith("redirect:") else f.split(":") for f in faults.split(",") if f]
     state = {"n": 0, "in_flight": 0, "max_in_flight": 0, "statuses": {}}
     log = open(log_path, "a", buffering=1) if log_path else None
@@ -38,8 +45,10 @@ def build_app(latency: float, faults: str, log_path: str | None, answer: str | N
         n = state["n"]
         body = await request.json()
         prompt = next((m["content"] for m in reversed(body["messages"]) if m["role"] == "user"), "")
+        if isinstance(prompt, list):  # content parts: their text
+            prompt = "".join(p.get("text", "") for p in prompt if isinstance(p, dict))
         if log:
-            log.write(json.dumps({"n": n, "prompt": prompt}) + "\n")
+            log.write(json.dumps({"n": n, "prompt": prompt, "body": body}) + "\n")
         state["in_flight"] += 1
         state["max_in_flight"] = max(state["max_in_flight"], state["in_flight"])
         try:
@@ -84,6 +93,8 @@ def build_app(latency: float, faults: str, log_path: str | None, answer: str | N
             text = answer if answer is not None else next(
                 (line.strip() for line in reversed(prompt.splitlines()) if line.strip()), "")
             state["statuses"]["200"] = state["statuses"].get("200", 0) + 1
+            if script is not None or (agent_turns and body.get("tools")):
+                return web.json_response(_agent_reply(n, body, script, agent_turns, f"<result>{text}</result>"))
             reply = {
                 "id": f"cmpl-{n}", "object": "chat.completion", "model": body.get("model"),
                 "choices": [{"index": 0, "finish_reason": "stop",
@@ -110,6 +121,36 @@ def build_app(latency: float, faults: str, log_path: str | None, answer: str | N
     app.router.add_get("/stats", stats)
     app.router.add_get("/health", lambda request: web.Response(text="ok"))
     return app
+
+
+def _agent_reply(n: int, body: dict, script: list[dict] | None, agent_turns: int, final: str) -> dict:
+    messages = body["messages"]
+    if script is not None:
+        turn = sum(1 for m in messages if m["role"] == "assistant")
+        message = dict(script[min(turn, len(script) - 1)])
+    else:
+        done = sum(1 for m in messages if m["role"] == "tool")
+        # the command goes in the offered bash tool's first required parameter: `cmd` here, `command` in Inspect
+        schema = next((t["function"].get("parameters") or {} for t in body.get("tools") or []
+                       if t.get("function", {}).get("name") == "bash"), {})
+        arg = (schema.get("required") or ["cmd"])[0]
+        call = ("bash", {arg: f"echo turn-{done}"}) if done < agent_turns else ("submit", {"answer": final})
+        message = {"content": "", "tool_calls": [{"id": f"call-{n}", "function": {"name": call[0], "arguments": call[1]}}]}
+    calls = []
+    for i, c in enumerate(message.get("tool_calls") or []):
+        arguments = c["function"].get("arguments", "")
+        calls.append({"id": c.get("id", f"call-{n}-{i}"), "type": "function",
+                      "function": {"name": c["function"]["name"],
+                                   "arguments": arguments if isinstance(arguments, str) else json.dumps(arguments)}})
+    out = {"role": "assistant", "content": message.get("content")}
+    if calls:
+        out["tool_calls"] = calls
+    if "raw_tool_calls" in message:  # a shape no well-behaved server sends, passed through as written
+        out["tool_calls"] = message["raw_tool_calls"]
+    finish = message.get("finish_reason", "tool_calls" if calls else "stop")
+    return {"id": f"cmpl-{n}", "object": "chat.completion", "model": body.get("model"),
+            "choices": [{"index": 0, "finish_reason": finish, "message": out}],
+            "usage": {"prompt_tokens": 20, "completion_tokens": 8, "total_tokens": 28}}
 
 
 CTX_ERRORS = {
@@ -191,9 +232,12 @@ if __name__ == "__main__":
     p.add_argument("--log")
     p.add_argument("--answer")
     p.add_argument("--ctx-style", default="openai", choices=sorted(CTX_ERRORS))
+    p.add_argument("--script")
+    p.add_argument("--agent-turns", type=int, default=0)
     a = p.parse_args()
+    script = json.loads(open(a.script).read()) if a.script else None
     try:
         asyncio.run(serve(a.port, latency=a.latency, faults=a.faults, log_path=a.log, answer=a.answer,
-                          ctx_style=a.ctx_style))
+                          ctx_style=a.ctx_style, script=script, agent_turns=a.agent_turns))
     except KeyboardInterrupt:
         sys.exit(0)

@@ -1,14 +1,13 @@
 """`harness errors`, `compare` and `export` on runs made in the test, against SQLite and PostgreSQL."""
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from harness._runner import EvalPlan, Runner, TaskRef
+import harness
 from harness.cli._analysis import compare_runs, error_groups, export_run, mcnemar_p, paired_bootstrap
 from harness.cli._app import app
 from harness.model import MockModel
@@ -19,11 +18,10 @@ EASY = {"Rot13", "Atbash", "Reverse"}
 
 def make_run(url: str, name: str, respond, *, variant: str = "default", limit: int | None = None) -> str:
     store = Store(url)
-    plan = EvalPlan(model=name, tasks=[TaskRef("cipherbank", variant)], data="bundled", limit=limit)
-    runner = Runner(plan, store, model=MockModel(respond, name=name))
-    asyncio.run(runner.run())
+    run_id = harness.eval(f"cipherbank@{variant}", MockModel(respond, name=name), db=store, data="bundled",
+                          limit=limit).run_id
     store.close()
-    return runner.run_id
+    return run_id
 
 
 def solves(ciphers: set[str]):

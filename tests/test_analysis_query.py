@@ -1,7 +1,6 @@
 """`harness query`: SQL over the documented views, with the database itself refusing every write."""
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
@@ -13,8 +12,8 @@ import pytest
 from sqlalchemy import func, inspect, select
 from typer.testing import CliRunner
 
+import harness
 from harness._registry import UsageError
-from harness._runner import EvalPlan, Runner, TaskRef
 from harness.cli._analysis import read_only_query
 from harness.cli._app import app
 from harness.store import Run, SampleRow, Store
@@ -23,9 +22,7 @@ from harness.store import Run, SampleRow, Store
 @pytest.fixture
 def store_with_run(db_url):
     store = Store(db_url)
-    runner = Runner(EvalPlan(model="reference", tasks=[TaskRef("cipherbank")], data="bundled", limit=18), store)
-    asyncio.run(runner.run())
-    return store, runner.run_id
+    return store, harness.eval("cipherbank", "reference", db=store, data="bundled", limit=18).run_id
 
 
 def _snapshot(store: Store):

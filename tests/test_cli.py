@@ -33,7 +33,7 @@ def one_line_error(result: subprocess.CompletedProcess) -> str:
 
 @pytest.mark.parametrize("args, message", [
     (["eval", "--model", "reference", "--task", "cipherbnk"], "unknown task 'cipherbnk' (did you mean 'cipherbank'?)"),
-    (["eval", "--model", "reference", "--task", "cipherbank@hnt"], "no variant 'hnt' (did you mean 'hint'?)"),
+    (["eval", "--model", "reference", "--task", "cipherbank@hnt"], "no variant 'hnt' (did you mean 'hint'"),
     (["eval", "--model", "refrence", "--task", "cipherbank"], "unknown model 'refrence' (did you mean 'reference'?)"),
     (["eval", "--model", "reference", "--task", "cipherbank", "-T", "shots=2"], "takes no argument 'shots'"),
     (["eval", "--model", "reference", "--task", "cipherbank", "--data", "/nonexistent.jsonl"], "no such file"),
@@ -92,7 +92,7 @@ def test_tasks_runs_and_show_agree_with_eval(tmp_path):
     db = ["--db", f"sqlite:///{tmp_path / 'h.db'}"]
     tasks = json.loads(harness("tasks", "--json").stdout)
     cb = next(t for t in tasks if t["name"] == "cipherbank")
-    assert cb["size"] == 2358 and cb["bundled_samples"] == 180 and set(cb["variants"]) == {"default", "hint", "no_system"}
+    assert cb["size"] == 2358 and cb["bundled_samples"] == 180 and set(cb["variants"]) == {"default", "hint", "no_system", "agent"}
     out = json.loads(harness("eval", "-m", "reference", "-t", "cipherbank@hint", "--data", "bundled", "--limit", "9",
                              *db, "--json").stdout)
     run_id = out["run"]["id"]

@@ -109,7 +109,7 @@ def test_judge_calls_are_model_events_with_their_role(runs, logs):
     log = read_eval_log(str(logs["ineqmath"]))
     roles = {e.role for s in log.samples for e in s.events if e.event == "model"}
     assert None in roles and {"judge:answer", "judge:toy_case", "judge:logical_gap"} <= roles
-    assert log.eval.model_roles["default"].model == "mock"
+    assert log.eval.model_roles["default"].model == "scripted"  # a judge given as a client is stored by its name
 
 
 def test_an_errored_sample_carries_its_error_and_the_log_says_so(runs, logs):

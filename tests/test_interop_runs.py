@@ -4,7 +4,6 @@ hostile mock model (markup, control characters, NUL, a lone surrogate, a 1 MB st
 through the CLI, and IneqMath with scripted judges (offline, as tests/tasks/test_ineqmath.py runs them)."""
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from dataclasses import dataclass
@@ -13,8 +12,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+import harness
 from harness import get_task
-from harness._runner import EvalPlan, Runner, TaskRef
 from harness.cli._app import app
 from harness.model import MockModel
 from harness.store import Store
@@ -62,14 +61,6 @@ class Runs:
         return Store(self.db)
 
 
-def _run(store: Store, plan: EvalPlan, model=None, judge=None) -> str:
-    runner = Runner(plan, store, model=model)
-    if judge is not None:
-        runner.judges.clear()
-        runner.judges["default"] = judge
-    return asyncio.run(runner.run())
-
-
 def build_runs(folder: Path, hostile: bool = True) -> Runs:
     db = f"sqlite:///{folder / 'runs.db'}"
     ids: dict[str, str] = {}
@@ -88,16 +79,16 @@ def build_runs(folder: Path, hostile: bool = True) -> Runs:
         *[a for r in picked for a in ("--sample-id", r["sample_id"])])
     ids["mixed"] = next(r["id"] for r in store.list_runs() if r["id"] not in before)
     if hostile:
-        ids["hostile"] = _run(store, EvalPlan(model="mock", tasks=[TaskRef("cipherbank")], data="bundled", limit=2),
-                              model=MockModel(HOSTILE, name="mock"))
+        ids["hostile"] = harness.eval("cipherbank", MockModel(HOSTILE, name="mock"), db=store, data="bundled",
+                                      limit=2).run_id
     if bwrap_ok():
         before = {r["id"] for r in store.list_runs()}
         cli("eval", "--model", "reference", "--task", "evalplus/humaneval_plus", "--data", "bundled", "--sandbox", "bwrap",
             "--limit", "3", "--db", db, "-q")
         ids["evalplus"] = next(r["id"] for r in store.list_runs() if r["id"] not in before)
-        ids["ineqmath"] = _run(store, EvalPlan(model=f"replay:{INEQMATH_RESULTS}", tasks=[TaskRef("ineqmath")],
-                                               data="bundled", judges={"default": "mock"}, sandbox="bwrap", limit=4),
-                               judge=MockModel(scripted_judge, name="scripted"))
+        ids["ineqmath"] = harness.eval("ineqmath", f"replay:{INEQMATH_RESULTS}", db=store, data="bundled",
+                                       judges={"default": MockModel(scripted_judge, name="scripted")},
+                                       sandbox="bwrap", limit=4).run_id
     return Runs(db, ids, [r["sample_id"] for r in picked])
 
 

@@ -73,11 +73,15 @@ async def test_judge_calls_are_recorded_and_cached(db_url):
 
 async def test_a_prompt_over_the_judges_context_is_an_infrastructure_error_not_the_models_limit():
     from harness._types import ContextLengthExceeded, InfraError, ModelCall
+    from harness.model._builtin import BoundAnswers
 
     class Small(MockModel):
-        async def generate(self, messages, config, **kw):
-            raise ContextLengthExceeded("the prompt is longer than the model's context: HTTP 400",
-                                        ModelCall("judge", "small", messages, config))
+        def bind(self, state, task):
+            def refuse(messages, tools):
+                raise ContextLengthExceeded("the prompt is longer than the model's context: HTTP 400",
+                                            ModelCall("judge", "small", messages, {}))
+
+            return BoundAnswers(self.name, refuse)
 
     state = TaskState(sample=Sample(id="s", input="q"), epoch=0)
     ctx = SolveContext(model=MockModel("a"), config={}, task=None)

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+import harness
 from harness._registry import UsageError
-from harness._runner import EvalPlan, Runner, TaskRef
-from harness.model import OpenAICompatible, get_model
+from harness.model import OpenAICompatible, get_model, modelapi
 from harness.store import Store
 
 from fakeopenai import start_server
@@ -28,8 +28,7 @@ def test_every_sample_ends_scored_through_429_500_drops_and_slow_answers(server,
     store = Store(db_url)
     model = OpenAICompatible("fake-model", base_url=server, options={"max_connections": 8, "max_retries": 6,
                                                                      "timeout": 1.0, "retry_max_wait": 0.5})
-    plan = EvalPlan(model="openai/fake-model", tasks=[TaskRef("cipherbank")], data="bundled", base_url=server)
-    run_id = asyncio.run(Runner(plan, store, model=model).run())
+    run_id = harness.eval("cipherbank", model, db=store, data="bundled", base_url=server).run_id
     rt = store.run_tasks(run_id)[0]
     assert store.status_counts(rt["id"]) == {"scored": 180}
 
@@ -61,8 +60,7 @@ def test_every_sample_ends_scored_through_429_500_drops_and_slow_answers(server,
 def test_concurrency_limit_is_respected(server, tmp_path):
     store = Store(f"sqlite:///{tmp_path / 'h.db'}")
     model = OpenAICompatible("fake-model", base_url=server, options={"max_connections": 5})
-    plan = EvalPlan(model="openai/fake-model", tasks=[TaskRef("cipherbank")], data="bundled", limit=40)
-    asyncio.run(Runner(plan, store, model=model).run())
+    harness.eval("cipherbank", model, db=store, data="bundled", limit=40)
     stats = json.loads(__import__("urllib.request").request.urlopen(server.removesuffix("/v1") + "/stats").read())
     assert stats["max_in_flight"] == 5 and stats["n"] == 40
 
@@ -97,10 +95,21 @@ def test_the_request_carries_sampling_settings_and_the_key(server, monkeypatch):
     assert model.options["max_retries"] == 0
 
 
+BUILT: list[OpenAICompatible] = []
+
+
+@modelapi("kept-openai")  # the openai provider, keeping each client it builds so a test can look at it afterwards
+def _kept_openai(name, *, base_url, args, db_url):
+    BUILT.append(get_model(f"openai/{name}", base_url=base_url, args=args))
+    return BUILT[-1]
+
+
 def test_model_and_judges_on_one_endpoint_share_its_limit(tmp_path):
-    plan = EvalPlan(model="openai/a", tasks=[TaskRef("cipherbank")], base_url="http://127.0.0.1:9/v1",
-                    judges={"default": "openai/b", "other": "openai/c"}, judge_base_url="http://127.0.0.1:9/v1")
-    runner = Runner(plan, Store(f"sqlite:///{tmp_path / 'h.db'}"))
-    limiters = {id(c.limiter) for c in [runner.model, *runner.judges.values()]}
-    assert len(limiters) == 1
-    assert list(runner._limiters()) == ["samples", "endpoint:http://127.0.0.1:9/v1"]
+    BUILT.clear()
+    with pytest.raises(UsageError, match="cannot reach http://127.0.0.1:9/v1"):  # the clients exist by then
+        harness.eval("cipherbank", "kept-openai/a", db=f"sqlite:///{tmp_path / 'h.db'}",
+                     base_url="http://127.0.0.1:9/v1", judges={"default": "kept-openai/b", "other": "kept-openai/c"},
+                     judge_base_url="http://127.0.0.1:9/v1")
+    assert [c.model for c in BUILT] == ["a", "b", "c"]
+    assert len({id(c.limiter) for c in BUILT}) == 1
+    assert BUILT[0].limiter.name == "endpoint:http://127.0.0.1:9/v1"

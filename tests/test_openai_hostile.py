@@ -96,7 +96,7 @@ import asyncio, json, resource, sys
 sys.path.insert(0, {tests!r})
 from harness._types import InfraError
 from harness.model import OpenAICompatible
-from harness._runner import environment  # the modules a run imports, loaded before the baseline
+from harness import compute_metrics  # in the runner's module: the modules a run imports, loaded before the baseline
 
 async def main():
     client = OpenAICompatible("fake", base_url=sys.argv[1], options={{"max_retries": 1}})

@@ -3,15 +3,14 @@ beside every value, a context-length rejection is the model's scored failure, a 
 infrastructure error, odd text is stored escaped, one unwritable row fails alone, and a run is leased."""
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import text, update
 
-from harness._registry import UsageError
-from harness._runner import EvalPlan, Runner, TaskRef
+import harness
+from harness._registry import UsageError, get_task
 from harness._types import ContextLengthExceeded, InfraError, ModelCall, Score
 from harness.judge import JudgeNoVerdict, ask
 from harness.model import MockModel
@@ -26,29 +25,26 @@ class Scripted(MockModel):
     """Right answers, except: `fail` ids give up (infrastructure), `long` ids are refused as over the context."""
 
     def __init__(self, fail=(), long=()):
-        super().__init__(lambda s, m: f"<result>{s.target}</result>")
+        super().__init__(self._respond)
         self.fail, self.long, self.asked = set(fail), set(long), []
 
-    async def generate(self, messages, config, *, sample=None, task=None, epoch=0, kind="model"):
+    def _respond(self, sample, messages):
         self.asked.append(sample.id)
         if sample.id in self.fail:
             raise InfraError("gave up after 3 attempts: HTTP 503")
         if sample.id in self.long:
-            call = ModelCall("model", "m", messages, config, error="HTTP 400: context_length_exceeded")
+            call = ModelCall("model", "m", messages, {}, error="HTTP 400: context_length_exceeded")
             raise ContextLengthExceeded("the prompt is longer than the model's context: HTTP 400", call)
-        return await super().generate(messages, config, sample=sample, task=task, epoch=epoch, kind=kind)
+        return f"<result>{sample.target}</result>"
 
 
 def ids(n: int) -> list[str]:
-    store = Store("sqlite:///:memory:")
-    plan = EvalPlan(model="mock", tasks=[TaskRef("cipherbank")], data="bundled", limit=n)
-    runner = Runner(plan, store, model=RIGHT)
-    return [s.id for s in runner._samples(runner.tasks[0])]
+    _, stream = get_task("cipherbank").build().dataset.open("bundled")
+    return [s.id for s, _ in zip(stream, range(n))]
 
 
 def run(store, model, run_id=None, **kw) -> str:
-    plan = EvalPlan(model="mock", tasks=[TaskRef("cipherbank")], data="bundled", **kw)
-    return asyncio.run(Runner(plan, store, model=model, run_id=run_id).run())
+    return harness.eval("cipherbank", model, db=store, data="bundled", resume=run_id, **kw).run_id
 
 
 def test_errored_samples_are_counted_beside_the_value_and_the_task_is_incomplete(db_url):
@@ -94,15 +90,12 @@ def test_a_judge_without_a_verdict_is_an_infrastructure_error_not_a_wrong_answer
             raise JudgeNoVerdict("default", "no True/False", reply.text)
         return Score(value=float(reply.text.strip() == "True"))
 
-    def runner(judge, run_id=None):
-        plan = EvalPlan(model="mock", tasks=[TaskRef("cipherbank")], data="bundled", limit=3,
-                        judges={"default": "mock"})
-        r = Runner(plan, store, model=RIGHT, run_id=run_id)
-        r.tasks[0] = dataclasses.replace(r.tasks[0], scorers=[judged])
-        r.judges["default"] = judge
-        return r
+    def run_judged(judge, run_id=None) -> str:
+        judged_task = dataclasses.replace(get_task("cipherbank").build(), scorers=[judged])
+        return harness.eval(judged_task, RIGHT, db=store, data="bundled", limit=3, judges={"default": judge},
+                            resume=run_id).run_id
 
-    run_id = asyncio.run(runner(MockModel("I cannot tell.")).run())
+    run_id = run_judged(MockModel("I cannot tell."))
     rt = store.run_tasks(run_id)[0]
     rows = store.samples(rt["id"])
     assert [r["status"] for r in rows] == ["error"] * 3
@@ -110,7 +103,7 @@ def test_a_judge_without_a_verdict_is_an_infrastructure_error_not_a_wrong_answer
     assert rt["metrics"]["counts"]["scored"] == 0 and rt["metrics"]["complete"] is False
     with store.engine.connect() as conn:  # the unusable answers are not kept: a resume asks the judge again
         assert conn.execute(text(f"select count(*) from {JudgeCacheRow.__tablename__}")).scalar() == 0
-    asyncio.run(runner(MockModel("True"), run_id=run_id).run())
+    run_judged(MockModel("True"), run_id=run_id)
     assert store.status_counts(rt["id"]) == {"scored": 3}
 
 
@@ -171,11 +164,8 @@ def test_ineqmaths_gold_answers_with_a_judge_that_gives_no_verdict_are_errors_no
     """The reference model answers every IneqMath problem with its gold answer; the judge answers nonsense. Bound
     problems need the judge's equivalence verdict: they used to score 0, now they error and name the judge."""
     store = Store(db_url)
-    plan = EvalPlan(model="reference", tasks=[TaskRef("ineqmath", "answer_only")], data="bundled",
-                    judges={"default": "mock"})
-    runner = Runner(plan, store)
-    runner.judges["default"] = MockModel("I cannot tell.")
-    run_id = asyncio.run(runner.run())
+    run_id = harness.eval("ineqmath@answer_only", "reference", db=store, data="bundled",
+                          judges={"default": MockModel("I cannot tell.")}).run_id
     rt = store.run_tasks(run_id)[0]
     rows = store.samples(rt["id"])
     bound = [r for r in rows if r["metadata"]["type"] == "bound"]

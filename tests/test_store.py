@@ -1,14 +1,13 @@
 """The store on SQLite and PostgreSQL: rows, calls, traces, views, resume bookkeeping, migrations."""
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
+import harness
 from harness._registry import UsageError
-from harness._runner import EvalPlan, Runner, TaskRef
 from harness._types import InfraError
 from harness.model import MockModel
 from harness.store import HEAD, Store
@@ -18,18 +17,17 @@ class FlakyMock(MockModel):
     """Fails (as an endpoint that gave up would) for chosen samples."""
 
     def __init__(self, failing: set[str]):
-        super().__init__(lambda s, m: f"<result>{s.target}</result>")
+        super().__init__(self._respond)
         self.failing = failing
 
-    async def generate(self, messages, config, *, sample=None, task=None, epoch=0, kind="model"):
+    def _respond(self, sample, messages):
         if sample.id in self.failing:
             raise InfraError("endpoint gave up after 3 attempts: HTTP 503")
-        return await super().generate(messages, config, sample=sample, task=task, epoch=epoch, kind=kind)
+        return f"<result>{sample.target}</result>"
 
 
 def run(store: Store, model, run_id=None, **kw) -> str:
-    plan = EvalPlan(model="mock", tasks=[TaskRef("cipherbank")], data="bundled", **kw)
-    return asyncio.run(Runner(plan, store, model=model, run_id=run_id).run())
+    return harness.eval("cipherbank", model, db=store, data="bundled", resume=run_id, **kw).run_id
 
 
 def test_rows_calls_traces_and_views(db_url):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import math
 import sys
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Literal, Optional
 
 import typer
 
@@ -229,8 +229,10 @@ def query(
     sample_id, epoch, status, score, scores, answer, target, response, error_category, error, metadata,
     input_tokens, output_tokens, latency_s, trace_hash, created_at) and calls_v (one row per model or judge
     call: run_id, run_model, task, variant, sample_id, epoch, idx, kind, model, input_tokens,
-    output_tokens, latency_s, attempts, error, started_at). The tables runs, run_tasks, samples, calls and
-    traces can be read too.
+    output_tokens, latency_s, attempts, error, started_at) and events_v (one row per step of a trajectory:
+    run_id, model, task, variant, sample_id, epoch, seq, span, agent, kind, name, input, output, error,
+    started_at, latency_s, input_tokens, output_tokens). The tables runs, run_tasks, samples, calls, events
+    and traces can be read too.
     """
     from harness.store import default_url
 
@@ -389,6 +391,7 @@ def _metric(m: dict[str, Any] | None) -> str:
 
 # ---- export
 
+ExportFormat = Literal["parquet", "jsonl", "inspect", "eee", "who_and_when"]
 EXPORT_COLUMNS = ("run_id", "model", "task", "variant", "sample_id", "epoch", "status", "score", "scores", "answer",
                   "target", "prompt", "response", "error_category", "error", "explanation", "metadata",
                   "input_tokens", "output_tokens", "latency_s", "trace_hash", "created_at")
@@ -466,15 +469,23 @@ def _write_parquet(out: str, batches, traces: bool) -> int:
 @app.command("export")
 def export(
     run: Annotated[str, typer.Argument(metavar="RUN", help="Run id (a unique prefix is enough).")],
-    fmt: Annotated[str, typer.Option("--format", "-f", metavar="parquet|jsonl|inspect|eee", help="parquet or jsonl (one row per sample); inspect (an Inspect .eval log per task, for inspect view; needs harness[inspect]) or eee (Every Eval Ever records).")] = "parquet",
-    out: Annotated[Optional[str], typer.Option("--out", "-o", metavar="FILE|DIR", help="Output file (default RUN.parquet / RUN.jsonl; '-' for JSON Lines on stdout); a folder for inspect and eee (default RUN-inspect/, RUN-eee/).")] = None,
+    fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="parquet or jsonl (one row per sample); inspect (an Inspect .eval log per task, for inspect view; needs harness[inspect]); eee (Every Eval Ever records); who_and_when (one failure-attribution case per scored sample, JSON Lines, for the who_and_when suite's --data; unlabelled).")] = "parquet",
+    out: Annotated[Optional[str], typer.Option("--out", "-o", metavar="FILE|DIR", help="Output file (default RUN.parquet / RUN.jsonl / RUN-who_and_when.jsonl; '-' for JSON Lines on stdout); a folder for inspect and eee (default RUN-inspect/, RUN-eee/).")] = None,
     traces: Annotated[bool, typer.Option("--traces", help="Add each sample's full trace (messages, calls, scorer details).")] = False,
     db: DbOpt = None,
 ) -> None:
     """Export a run's samples (one row per sample and epoch) for pandas, DuckDB or a notebook, or the whole run
-    as Inspect logs or Every Eval Ever records (see harness.interop)."""
+    as Inspect logs or Every Eval Ever records (see harness.interop), or its scored samples as Who&When
+    failure-attribution cases for `--task who_and_when --data FILE.jsonl` (see harness/cli/_export.py)."""
     from harness.store import Store
 
+    if fmt == "who_and_when":
+        from harness.cli._export import export_who_and_when
+
+        path, n = export_who_and_when(Store(db, create=False), run, out)
+        if path != "-":
+            print(f"{path}: {n} cases", file=sys.stderr)
+        return
     if fmt in ("inspect", "eee"):
         from harness import interop
 

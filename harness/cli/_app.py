@@ -44,20 +44,6 @@ MetricsOpt = Annotated[str, typer.Option(
     "--metrics", metavar="key|all|NAME,...",
     help="Metrics shown per task: 'key' (the headline, those the paper reports and a few more), 'all' (every "
          "metric, and every metric per group), or names separated by commas.")]
-SANDBOXES = ("auto", "docker", "bwrap", "none-UNSAFE")
-
-
-def check_sandbox(name: str, unsafe: bool) -> None:
-    """--sandbox is checked by name before any task runs, whether or not a task of the run needs one."""
-    import difflib
-
-    if name not in SANDBOXES:
-        close = difflib.get_close_matches(name, SANDBOXES, n=1, cutoff=0.5)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise UsageError(f"--sandbox {name!r} is not a sandbox{hint}; use one of: {', '.join(SANDBOXES)}")
-    if name == "none-UNSAFE" and not unsafe:
-        raise UsageError("--sandbox none-UNSAFE runs model-written code on this host without isolation; "
-                         "it also needs --i-understand-this-runs-untrusted-code-unsandboxed")
 
 
 def _pairs(values: list[str] | None, flag: str) -> dict[str, Any]:
@@ -89,7 +75,7 @@ def _judges(values: list[str] | None) -> dict[str, str]:
 
 @app.command("eval")
 def eval_(
-    model: Annotated[Optional[str], typer.Option("--model", "-m", metavar="MODEL", help="openai/<model>, vllm/<model> (a vLLM server the harness starts), vllm-server/<model> (one you started; with --base-url), reference, replay:<path> or mock.")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", metavar="MODEL", help="openai/<model>, vllm/<model> (a vLLM server the harness starts), vllm-server/<model> (one you started; with --base-url), llamacpp/<path.gguf> (a local GGUF file, served by llama.cpp on CPU), reference, replay:<path>, replay-run:<run> (each request answered from a stored run) or mock; installed packages may add more (entry points `harness.models`).")] = None,
     task: Annotated[Optional[list[str]], typer.Option("--task", "-t", metavar="TASK[@VARIANT]", help="Task name, or name@variant. Repeat for several.")] = None,
     variant: Annotated[Optional[str], typer.Option(metavar="NAME", help="Variant for every task given without @variant (see `harness tasks`).")] = None,
     task_arg: Annotated[Optional[list[str]], typer.Option("--task-arg", "-T", metavar="KEY=VALUE", help="Task argument (e.g. -T few_shot=1). Repeatable.")] = None,
@@ -104,10 +90,18 @@ def eval_(
     seed: Annotated[Optional[int], typer.Option(metavar="N", help="Sent as the sampling seed; recorded with the run.")] = None,
     judge_model: Annotated[Optional[list[str]], typer.Option("--judge-model", metavar="[ROLE=]MODEL", help="Judge model for LLM-judged tasks: MODEL for every judge, or ROLE=MODEL for one of a task's judges. Repeatable.")] = None,
     judge_base_url: Annotated[Optional[str], typer.Option(metavar="URL", help="OpenAI-compatible endpoint for the judges (default: the evaluated model's).")] = None,
-    sandbox: Annotated[str, typer.Option(metavar="NAME", help="Where model-written code runs: docker, bwrap, auto (docker if a daemon answers, else bwrap) or none-UNSAFE (plain host processes; needs the flag below).")] = "auto",
+    sandbox: Annotated[str, typer.Option(metavar="NAME", help="Where model-written code runs: docker, bwrap, auto (docker if a daemon answers, else bwrap) or none-UNSAFE (plain host processes; needs the flag below); installed packages may add more (entry points `harness.sandboxes`).")] = "auto",
     unsafe: Annotated[bool, typer.Option("--i-understand-this-runs-untrusted-code-unsandboxed", help="Allow --sandbox none-UNSAFE: model-written code runs as a plain host process. Never on a machine you care about.")] = False,
     resume: Annotated[Optional[str], typer.Option(metavar="RUN", help="Continue run RUN: only samples without a finished row are done.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or progress lines (stderr); the results still print.")] = False,
+    executor: Annotated[str, typer.Option(metavar="local|slurm", help="local: solve here. slurm: queue the samples in the --db (PostgreSQL) and submit one sbatch array job of --workers `harness worker RUN` processes; returns once submitted (follow with harness show RUN).")] = "local",
+    workers: Annotated[Optional[int], typer.Option(min=1, metavar="N", help="--executor slurm: array tasks (workers).")] = None,
+    partition: Annotated[Optional[str], typer.Option(metavar="NAME", help="--executor slurm: #SBATCH --partition.")] = None,
+    time_limit: Annotated[Optional[str], typer.Option("--time", metavar="TIME", help="--executor slurm: #SBATCH --time per worker, e.g. 2:00:00.")] = None,
+    gpus: Annotated[Optional[int], typer.Option(min=0, metavar="N", help="--executor slurm: #SBATCH --gpus per worker.")] = None,
+    account: Annotated[Optional[str], typer.Option(metavar="NAME", help="--executor slurm: #SBATCH --account.")] = None,
+    sbatch_line: Annotated[Optional[list[str]], typer.Option("--sbatch-line", metavar="LINE", help="--executor slurm: an extra #SBATCH line for the job script (e.g. '--mem=16G'). Repeatable.")] = None,
+    lease: Annotated[Optional[float], typer.Option(min=0.1, metavar="SECONDS", help="--executor slurm: how long a worker holds an item without a heartbeat before others may take it (default 60).")] = None,
     metrics: MetricsOpt = "key",
     db: DbOpt = None,
     as_json: JsonOpt = False,
@@ -118,22 +112,18 @@ def eval_(
     ($HARNESS_PROGRESS_INTERVAL) with done/total, rate, errors and ETA.
 
     Example: harness eval --model reference --task cipherbank --data bundled
-    """
-    import asyncio
 
-    from harness._runner import EvalPlan, Runner, TaskRef
+    From Python: harness.eval(tasks, model, **options) takes the same options (see the README).
+    """
+    from harness._eval import check_sandbox, eval as run_eval
     from harness.cli._progress import Progress
     from harness.model import model_arg_warnings
     from harness.store import Store
 
     if resume:
-        store = Store(db, create=False)
-        run = store.get_run(resume)
-        if run is None:
-            raise UsageError(f"no run {resume!r} in {store.url}; `harness runs` lists them")
         if model or task:
             raise UsageError("--resume continues a run as it was planned; drop --model/--task")
-        plan, run_id = EvalPlan.from_json(run["plan"]), run["id"]
+        options: dict[str, Any] = {"resume": resume}
     else:
         if not model or not task:
             raise UsageError("give --model and at least one --task (or --resume RUN); see `harness eval --help`")
@@ -141,36 +131,45 @@ def eval_(
         model_args = _pairs(model_arg, "-M")
         for warning in model_arg_warnings(model_args):
             print(f"warning: {warning}", file=sys.stderr)
-        refs = []
-        for spec in task:
-            name, _, var = spec.partition("@")
-            refs.append(TaskRef(name, var or variant or "default", _pairs(task_arg, "-T")))
-        plan = EvalPlan(model=model, tasks=refs, base_url=base_url, model_args=model_args, data=data,
-                        limit=limit, sample_ids=sample_id, epochs=epochs, max_samples=max_samples, seed=seed,
-                        judges=_judges(judge_model), judge_base_url=judge_base_url or base_url, sandbox=sandbox,
-                        allow_unsafe=unsafe, model_name=model_name)
-        run_id = None
-        store = Store(db)
+        options = dict(tasks=task, model=model, variant=variant, task_args=_pairs(task_arg, "-T"), base_url=base_url,
+                       model_args=model_args, data=data, limit=limit, sample_ids=sample_id, epochs=epochs,
+                       max_samples=max_samples, seed=seed, judges=_judges(judge_model),
+                       judge_base_url=judge_base_url, sandbox=sandbox, allow_unsafe=unsafe, model_name=model_name)
     bar = (not as_json and sys.stderr.isatty()) or os.environ.get("HARNESS_PROGRESS") == "1"
     progress = Progress("off" if quiet else "bar" if bar else "lines")
+    started: list[str] = []
+    from harness.cli._worker import print_submitted, slurm_executor
+    from harness.store import default_url
+
+    # checked before the store opens: a SQLite --db given with --executor slurm is refused, not created
+    queue = slurm_executor(executor, workers=workers, partition=partition, time=time_limit, gpus=gpus,
+                           account=account, sbatch_lines=sbatch_line, lease=lease, db_url=db or default_url())
+    if queue is not None:
+        if resume:
+            raise UsageError("--resume runs here; a queued run's workers continue it with harness worker RUN")
+        options["executor"] = queue
+    store = Store(db, create=not resume)
 
     def announce(run: str) -> None:
+        started.append(run)
         if not as_json:
-            progress.console.print(f"[bold]run {run}[/] · model {plan.name} · db {store.url}", highlight=False,
-                                   soft_wrap=True, markup=True)
+            progress.console.print(f"[bold]run {run}[/] · model {store.get_run(run)['model']} · db {store.url}",
+                                   highlight=False, soft_wrap=True, markup=True)
 
-    runner = Runner(plan, store, run_id=run_id, command=" ".join(["harness", *sys.argv[1:]]), on_run_start=announce,
-                    on_task_start=progress.task_started, on_sample_done=progress.sample_done)
     try:
         with progress:
-            asyncio.run(runner.run())
+            result = run_eval(**options, db=store, command=" ".join(["harness", *sys.argv[1:]]), on_run_start=announce,
+                              on_task_start=progress.task_started, on_sample_done=progress.sample_done)
     except KeyboardInterrupt:
-        print(f"\ninterrupted; finished samples are saved. Continue with: harness eval --resume {runner.run_id}"
-              + (f" --db {db}" if db else ""), file=sys.stderr)
+        how = (f" Continue with: harness eval --resume {started[0]}" + (f" --db {db}" if db else "")) if started else ""
+        print(f"\ninterrupted; finished samples are saved.{how}", file=sys.stderr)
         raise typer.Exit(130)
+    if queue is not None:
+        print_submitted(store, result.run_id, as_json=as_json)
+        return
     from harness.cli._render import print_run
 
-    print_run(store, runner.run_id, as_json=as_json, metrics=metrics)
+    print_run(store, result.run_id, as_json=as_json, metrics=metrics)
 
 
 @app.command("tasks")
@@ -207,24 +206,42 @@ def runs_(db: DbOpt = None, limit: Annotated[int, typer.Option(metavar="N", help
 
 @app.command("show")
 def show(run: Annotated[str, typer.Argument(metavar="RUN", help="Run id (a unique prefix is enough).")], db: DbOpt = None,
-         metrics: MetricsOpt = "key", as_json: JsonOpt = False) -> None:
-    """Metrics of a run: per task, overall and per breakdown, beside the paper's numbers.
+         metrics: MetricsOpt = "key",
+         sample: Annotated[Optional[str], typer.Option("--sample", metavar="ID", help="Print this sample's trajectory "
+                           "instead: messages, tool calls and results, limits, agents, the final score.")] = None,
+         epoch: Annotated[Optional[int], typer.Option("--epoch", min=0, metavar="N", help="With --sample: only this "
+                          "epoch (default: every epoch stored).")] = None,
+         task: Annotated[Optional[str], typer.Option("--task", metavar="NAME[@VARIANT]", help="With --sample: the "
+                         "task, when the run has the sample id in more than one.")] = None,
+         as_json: JsonOpt = False) -> None:
+    """Metrics of a run: per task, overall and per breakdown, beside the paper's numbers; or, with --sample,
+    one sample's trajectory as a transcript (--json: its events and messages).
 
-    Example: harness show 20261201-1101 --metrics all
+    Example: harness show 20261201-1101 --metrics all; harness show 20261201-1101 --sample 17 --epoch 0
     """
-    from harness.cli._render import print_run
     from harness.store import Store
 
+    if sample is None and (epoch is not None or task is not None):
+        raise UsageError("--epoch and --task choose what --sample shows; add --sample ID")
     store = Store(db, create=False)
     found = store.get_run(run)
     if found is None:
         raise UsageError(f"no run {run!r} in {store.url}; `harness runs` lists them")
+    if sample is not None:
+        from harness.cli._render import print_trajectories
+
+        print_trajectories(store, found["id"], sample, epoch=epoch, task=task, as_json=as_json)
+        return
+    from harness.cli._render import print_run
+
     print_run(store, found["id"], as_json=as_json, metrics=metrics)
 
 
 from harness.cli import _leaderboard  # noqa: E402,F401
 from harness.cli import _analysis  # noqa: E402,F401
 from harness.cli import _judging  # noqa: E402,F401
+from harness.cli import _search_cache  # noqa: E402,F401
+from harness.cli import _worker  # noqa: E402,F401
 from harness.sandboxes._cli import sandbox_app  # noqa: E402
 
 app.add_typer(sandbox_app, name="sandbox", help="Build and inspect the sandbox images model-written code runs in.")

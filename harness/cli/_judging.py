@@ -20,7 +20,7 @@ class StoredResponses:
     def __init__(self, name: str, info: dict[str, Any]):
         self.name, self._info = name, info
 
-    async def generate(self, messages, config, *, sample=None, task=None, epoch=0, kind="model"):
+    async def generate(self, messages, config=None, *, tools=None, tool_choice=None, kind="model"):
         from harness._types import InfraError
 
         raise InfraError("re-scoring never calls the evaluated model")
@@ -46,7 +46,8 @@ class Restore:
     async def __call__(self, state, ctx):
         import asyncio
 
-        from harness._types import Attempt, InfraError, ModelCall, ModelOutput
+        from harness._events import Event
+        from harness._types import InfraError, ModelCall, ModelOutput
 
         found = self.stored.get((state.sample.id, state.epoch))
         if found is None:
@@ -54,12 +55,12 @@ class Restore:
         response, trace_hash = found
         trace = (await asyncio.to_thread(self.store.trace, trace_hash) if trace_hash else None) or {}
         state.messages = trace.get("messages") or []
-        for c in trace.get("calls") or []:
-            if c.get("kind") == "model":
-                attempts = [Attempt(**a) for a in c.pop("attempts", None) or []]
-                state.calls.append(ModelCall(**c, attempts=attempts))
+        state.calls.extend(ModelCall.from_json(c) for c in trace.get("calls") or [] if c.get("kind") == "model")
         last = state.calls[-1] if state.calls else ModelCall("model", self.model, state.messages, {}, text=response)
         state.output = ModelOutput(text=response, call=last)
+        state.answer = trace.get("answer")  # what an agent submitted, which its scorer reads
+        # the trajectory's steps come along, so the new run's events (and tool statistics) are the original's
+        state.events.events.extend(Event(**e) for e in trace.get("events") or [])
         return state
 
 
@@ -77,9 +78,8 @@ def rescore(
 
     Example: harness rescore 20261127-0102 --judge-model openai/gpt-4.1-mini
     """
-    import asyncio
-
-    from harness._runner import EvalPlan, Runner
+    from harness._eval import eval as run_eval
+    from harness._registry import get_task
     from harness.cli._render import print_run
     from harness.store import Store
 
@@ -87,32 +87,30 @@ def rescore(
     source = store.get_run(run)
     if source is None:
         raise UsageError(f"no run {run!r} in {store.url}; `harness runs` lists them")
-    plan = EvalPlan.from_json(source["plan"])
-    plan.judges = _judges(judge_model) if judge_model else plan.judges
-    plan.judge_base_url = judge_base_url or plan.judge_base_url
-    plan.data = data or plan.data
-    plan.sandbox = sandbox or plan.sandbox
-    plan.limit = None
+    plan = source["plan"]
     stored_tasks = {(t["task"], t["variant"]): t for t in store.run_tasks(source["id"])}
-    runner = Runner(plan, store, model=StoredResponses(source["model"], source["model_info"]),
-                    command=" ".join(["harness", *sys.argv[1:]]))
-    wanted: set[str] = set()
-    for i, task in enumerate(runner.tasks):
+    tasks, wanted = [], set()
+    for ref in plan["tasks"]:
+        task = get_task(ref["name"]).build(ref["variant"], ref["args"])
         prior = stored_tasks.get((task.name, task.variant))
         rows = store.samples(prior["id"]) if prior else []
         stored = {(r["sample_id"], r["epoch"]): (r["response"], r["trace_hash"]) for r in rows
                   if r["response"] is not None}
         wanted |= {sid for sid, _ in stored}
-        runner.tasks[i] = dataclasses.replace(task, solver=Restore(store, source["model"], stored))
+        tasks.append(dataclasses.replace(task, solver=Restore(store, source["model"], stored)))
     if not wanted:
         raise UsageError(f"run {source['id']} has no stored responses to re-score")
-    plan.sample_ids = sorted(wanted)
 
-    def mark(_progress) -> None:
-        store.set_run_status(runner.run_id, "running", rescored_from=source["id"])
+    def mark(run_id: str) -> None:
+        store.set_run_status(run_id, "running", rescored_from=source["id"])
 
-    runner.on_task_start = mark
-    asyncio.run(runner.run())
+    result = run_eval(
+        tasks, StoredResponses(source["model"], source["model_info"]), db=store, base_url=plan["base_url"],
+        model_args=plan["model_args"], data=data or plan["data"], sample_ids=sorted(wanted), epochs=plan["epochs"],
+        max_samples=plan["max_samples"], seed=plan["seed"],
+        judges=_judges(judge_model) if judge_model else plan["judges"],
+        judge_base_url=judge_base_url or plan["judge_base_url"], sandbox=sandbox or plan["sandbox"],
+        allow_unsafe=plan["allow_unsafe"], command=" ".join(["harness", *sys.argv[1:]]), on_run_start=mark)
     if not as_json:
-        print(f"re-scored run {source['id']} as run {runner.run_id} (the original is unchanged)", file=sys.stderr)
-    print_run(store, runner.run_id, as_json=as_json)
+        print(f"re-scored run {source['id']} as run {result.run_id} (the original is unchanged)", file=sys.stderr)
+    print_run(store, result.run_id, as_json=as_json)

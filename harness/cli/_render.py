@@ -60,7 +60,18 @@ def run_summary(store, run_id: str) -> dict[str, Any]:
                       "status": "complete" if state["complete"] else "incomplete",
                       "metrics": rt["metrics"], "reference": reference})
     return {"run": {k: run[k] for k in ("id", "model", "status", "created_at", "finished_at", "epochs",
-                                        "generate_config", "environment", "limiters", "command")}, "tasks": tasks}
+                                        "generate_config", "environment", "limiters", "command")}, "tasks": tasks,
+            **({"queue": {**queue, "job_id": (run.get("executor") or {}).get("job_id")}}
+               if (queue := store.queue_status([run_id]).get(run_id)) else {})}
+
+
+def queue_line(queue: dict[str, Any]) -> str:
+    """A queued run's progress: items by state and its workers (harness._worker)."""
+    items, workers = queue["items"], queue["workers"]
+    total = sum(items.values())
+    states = ", ".join(f"{items[s]} {s}" for s in ("done", "leased", "queued", "failed") if items.get(s))
+    alive = sum(1 for w in workers.values() if w["status"] == "working")
+    return f"queue {items.get('done', 0)}/{total} done ({states}) · workers {alive} working, {len(workers)} seen"
 
 
 def shown_metrics(metrics: dict[str, Any], reference: list[dict[str, Any]], choice: str = "key") -> list[str]:
@@ -106,6 +117,8 @@ def print_run(store, run_id: str, *, as_json: bool = False, metrics: str = "key"
     out = console()
     run = summary["run"]
     out.print(f"[bold]run {escape(run['id'])}[/] · {escape(run['model'])} · {run['status']}", highlight=False)
+    if "queue" in summary:
+        out.print(f"{queue_line(summary['queue'])} · Slurm job {summary['queue']['job_id']}", highlight=False)
     hidden_any = False
     for t in summary["tasks"]:
         hidden_any |= _print_task(out, run, t, metrics)
@@ -203,8 +216,8 @@ def print_tasks(rows: list[dict[str, Any]], *, as_json: bool = False) -> None:
 
 def print_runs(runs: list[dict[str, Any]], *, as_json: bool = False, url: str = "") -> None:
     if as_json:
-        _emit_json([{k: r[k] for k in ("id", "model", "status", "created_at", "finished_at", "tasks", "counts")}
-                    for r in runs])
+        _emit_json([{k: r[k] for k in ("id", "model", "status", "created_at", "finished_at", "tasks", "counts",
+                                       "queue") if k in r} for r in runs])
         return
     if not runs:
         print(f"No runs yet{f' in {url}' if url else ''}. Make one with, e.g.: "
@@ -215,6 +228,165 @@ def print_runs(runs: list[dict[str, Any]], *, as_json: bool = False, url: str = 
         table.add_column(col)
     for r in runs:
         table.add_row(escape(r["id"]), f"{r['created_at']:%Y-%m-%d %H:%M}", escape(r["model"]),
-                      escape(", ".join(r["tasks"])), r["status"],
+                      escape(", ".join(r["tasks"])),
+                      r["status"] + (f" · {queue_line(r['queue'])}" if r.get("queue") else ""),
                       str(r["counts"].get("scored", 0)), str(r["counts"].get("error", 0)))
     console().print(table)
+
+
+# ---- a sample's trajectory (harness show RUN --sample ID)
+
+SHOWN_MAX = 4000  # characters of one message, tool call or tool result printed; --json has them whole
+# C0 and C1 control characters but newline and tab: an ANSI escape in a tool's output could retitle, clear or
+# rewrite the terminal, so they are shown as \xNN (rich passes ESC through, markup escaping does not touch it)
+_CONTROLS = {c: f"\\x{c:02x}" for c in [*range(0x00, 0x20), *range(0x7f, 0xa0)] if chr(c) not in "\n\t"}
+
+
+def untrusted(value: Any, limit: int = SHOWN_MAX, style: str = "") -> "Text":
+    """Text from a model, a tool or a dataset, for the terminal: a rich Text (so markup in it is never read),
+    control characters made visible, cut at `limit` characters with the cut said."""
+    from rich.text import Text
+
+    value = "" if value is None else str(value)
+    if len(value) > limit:
+        value = value[:limit] + f"\n... [{len(value) - limit} more characters: --json shows everything]"
+    return Text(value.translate(_CONTROLS), style=style)
+
+
+def _heading(*parts: "Text | str", style: str = "bold") -> "Text":
+    from rich.text import Text
+
+    line = Text("── ", style="dim")
+    for part in parts:
+        line.append(part if isinstance(part, Text) else Text(part, style=style))
+    return line
+
+
+def _who(step: dict[str, Any]) -> "Text":
+    from rich.text import Text
+
+    return untrusted(f" [{step['agent']}]", 200, "magenta") if step.get("agent") else Text("")
+
+
+def _stats(step: dict[str, Any]) -> str:
+    bits = []
+    if step.get("input_tokens") is not None or step.get("output_tokens") is not None:
+        bits.append(f"{step.get('input_tokens') if step.get('input_tokens') is not None else '-'} in / "
+                    f"{step.get('output_tokens') if step.get('output_tokens') is not None else '-'} out")
+    if step.get("latency_s"):
+        bits.append(f"{step['latency_s']:.2f} s")
+    return f" · {' · '.join(bits)}" if bits else ""
+
+
+def transcript(step_list: list[dict[str, Any]], end: dict[str, Any]) -> list[Any]:
+    """The renderables of one sample's transcript: a heading and a body per step, indented by span depth, and
+    a last line with how the sample ended."""
+    from rich.text import Text
+
+    from harness.store._trajectory import format_arguments
+
+    out: list[Any] = []
+
+    def put(text: Text, depth: int, extra: int = 0) -> None:
+        # each line indented by hand: rich's Padding would pad every line out to the terminal's width
+        margin = " " * (2 * depth + extra)
+        out.append(Text("\n").join(Text(margin) + line for line in text.split("\n")) if margin else text)
+
+    for s in step_list:
+        depth, kind = s["depth"], s["kind"]
+        if kind == "message":
+            put(_heading(untrusted(s["role"], 50, "bold cyan")), depth)
+            put(untrusted(s["text"]), depth)
+        elif kind == "assistant":
+            name = untrusted(f" · {s['name']}", 200, "dim") if s.get("name") else Text("")
+            put(_heading(Text("assistant", style="bold green"), _who(s), name, Text(_stats(s), style="dim")), depth)
+            if s["text"]:
+                put(untrusted(s["text"]), depth)
+            for call in s["tool_calls"]:
+                head = Text("→ call ", style="yellow") + untrusted(call["function"], 200, "bold yellow")
+                if call.get("id"):
+                    head.append(untrusted(f" ({call['id']})", 200, "dim"))
+                if call.get("parse_error"):
+                    head.append(untrusted(f"  arguments did not parse: {call['parse_error']}", 500, "bold red"))
+                put(head, depth, 2)
+                if call["arguments"] not in (None, {}, ""):
+                    put(untrusted(format_arguments(call["arguments"])), depth, 4)
+        elif kind == "tool":
+            head = [Text("tool ", style="bold blue"), untrusted(s["name"] or "?", 200, "bold blue"), _who(s),
+                    Text(_stats(s), style="dim")]
+            if s.get("error"):
+                head.append(untrusted(f"  ERROR {s['error']}", 200, "bold red"))
+            put(_heading(*head), depth)
+            if s.get("error_message") and s["error_message"] not in s["text"]:
+                put(untrusted(s["error_message"], style="red"), depth)
+            put(untrusted(s["text"] if s["text"] else "(no output)"), depth)
+        elif kind == "span":
+            put(_heading(Text("▸ ", style="bold magenta"), untrusted(s["name"] or "span", 200, "bold magenta"),
+                         _who(s), Text(_stats(s), style="dim")), depth)
+        elif kind == "limit":
+            put(_heading(Text("LIMIT ", style="bold red"), untrusted(s["name"] or "?", 200, "bold red"), _who(s),
+                         Text(" hit: the sample ended here and was scored with what it had", style="red")), depth)
+            if s["text"]:
+                put(untrusted(s["text"], style="red"), depth)
+        else:  # error and anything newer
+            put(_heading(untrusted(f"{kind.upper()} ", 50, "bold red"), untrusted(s["name"] or "", 200, "bold red"),
+                         _who(s), untrusted(f" {s['error']}" if s.get("error") else "", 500, "red")), depth)
+            if s["text"]:
+                put(untrusted(s["text"], style="red"), depth)
+    line = Text("── final: ", style="bold")
+    line.append(untrusted(end["status"], 50, "bold green" if end["status"] == "scored" else "bold red"))
+    if end["status"] == "scored":
+        line.append(f" · score {end['score']:g}" if isinstance(end["score"], (int, float)) else " · no score")
+    for key, label in (("answer", "answer"), ("target", "target"), ("error_category", "category"),
+                       ("limit", "limit"), ("error", "error")):
+        if end.get(key) not in (None, ""):
+            line.append(f" · {label} ")
+            line.append(untrusted(end[key], 500, "red" if key == "error" else ""))
+    out.append(line)
+    return out
+
+
+def print_trajectories(store, run_id: str, sample_id: str, *, epoch: int | None = None, task: str | None = None,
+                       as_json: bool = False) -> None:
+    """`harness show RUN --sample ID`: each stored (task, epoch) of the sample as a transcript, or as JSON
+    ({run_id, task, variant, sample_id, epoch, outcome..., events, messages} per row: the trace's full events)."""
+    from harness._registry import UsageError
+    from harness.store._trajectory import outcome, steps
+
+    rows = store.sample_rows(run_id, sample_id, epoch)
+    if task is not None:
+        name, _, variant = task.partition("@")
+        rows = [r for r in rows if r["task"] == name and r["variant"] == (variant or "default")]
+    if not rows:
+        where = f" epoch {epoch}" if epoch is not None else ""
+        where += f" of task {task}" if task else ""
+        raise UsageError(f"run {run_id} has no sample {sample_id!r}{where}; `harness show {run_id} --json` lists "
+                         f"its tasks, and `harness query \"select distinct sample_id from samples_v where run_id = "
+                         f"'{run_id}'\"` its samples")
+    labels = {_label(r) for r in rows}
+    if len(labels) > 1:
+        raise UsageError(f"sample {sample_id!r} is in {len(labels)} tasks of run {run_id} ({', '.join(sorted(labels))}); "
+                         f"choose one with --task")
+    found = []
+    for r in rows:
+        trace = (store.trace(r["trace_hash"]) if r["trace_hash"] else None) or {}
+        events = trace.get("events")
+        if events is None:  # a trace written before traces carried events: the table's truncated copy
+            events = [{k: v for k, v in e.items() if k not in ("run_id", "model", "task", "variant", "sample_id",
+                                                                "epoch")}
+                      for e in store.events(run_id, sample_id, r["epoch"]) if (e["task"], e["variant"]) ==
+                      (r["task"], r["variant"])]
+            trace = {**trace, "events": events}
+        found.append((r, trace))
+    if as_json:
+        _emit_json([{"run_id": run_id, "task": r["task"], "variant": r["variant"], "sample_id": r["sample_id"],
+                     "epoch": r["epoch"], **outcome(r, t), "events": t.get("events") or [],
+                     "messages": t.get("messages") or []} for r, t in found])
+        return
+    out = console()
+    for r, trace in found:
+        out.print(_heading(untrusted(f"sample {r['sample_id']}", 400, "bold"),
+                           f" · epoch {r['epoch']} · ", untrusted(_label(r), 300, "bold"), f" · run {run_id}"))
+        for renderable in transcript(steps(trace), outcome(r, trace)):
+            out.print(renderable, highlight=False)
+        out.print()

@@ -147,6 +147,9 @@ def aggregate_record(tr: TaskRows, samples_path: str, uid: str, checksum: str, t
         gen_args["max_tokens"] = config["max_tokens"]
     if config.get("reasoning_effort") is not None:
         gen_args["reasoning"] = True
+    tools = _available_tools(tr)
+    if tools:
+        gen_args["agentic_eval_config"] = {"available_tools": tools}
     judges = _judges(tr)
     results = []
     headline = metrics.get("headline")
@@ -210,6 +213,52 @@ def _iso(value) -> str:
     return value.isoformat() + ("Z" if value.tzinfo is None else "") if value is not None else ""
 
 
+def _eee_tool_call(call: Any) -> dict[str, Any]:
+    """A tool call as EEE's ToolCall: every argument's value as JSON text (EEE's own Inspect converter writes them
+    so); arguments that are not an object (they did not parse) under "raw"."""
+    from harness.store._trajectory import tool_call
+
+    c = tool_call(call)
+    args = c["arguments"]
+    if isinstance(args, dict):
+        arguments = {str(k): json.dumps(v, ensure_ascii=False) for k, v in args.items()} or None
+    else:
+        arguments = {"raw": str(args)} if args not in (None, "") else None
+    return {"id": str(c["id"] or ""), "name": c["function"], "arguments": arguments}
+
+
+def _agentic_details(messages: list[dict[str, Any]], trace: dict[str, Any]) -> dict[str, Any]:
+    """What EEE's messages have no field for: the agent of each assistant turn, each tool result's error, and the
+    limit that ended the sample (instance metadata, by turn index)."""
+    details: dict[str, Any] = {}
+    agents = {str(i): m["agent"] for i, m in enumerate(messages) if m.get("role") == "assistant" and m.get("agent")}
+    errors = {str(i): m["error"] for i, m in enumerate(messages) if m.get("role") == "tool" and m.get("error")}
+    limits = [e.get("name") for e in trace.get("events") or [] if isinstance(e, dict) and e.get("kind") == "limit"]
+    if agents:
+        details["agents"] = agents
+    if errors:
+        details["tool_errors"] = errors
+    if limits:
+        details["limit"] = limits[-1]
+    return details
+
+
+def _available_tools(tr: TaskRows) -> list[dict[str, Any]]:
+    """The tools the model was offered over the run task's calls (by name, first definition kept), as EEE's
+    AvailableTool: the JSON schema of the parameters as text."""
+    tools: dict[str, dict[str, Any]] = {}
+    for row in tr.rows:
+        for call in row["trace"].get("calls") or []:
+            for t in call.get("tools") or []:
+                spec = t.get("function", t) if isinstance(t, dict) else {}
+                name = spec.get("name")
+                if name and name not in tools:
+                    tools[str(name)] = {"name": str(name), "description": str(spec.get("description") or ""),
+                                        **({"parameters": {"json_schema": json.dumps(spec["parameters"], ensure_ascii=False)}}
+                                           if spec.get("parameters") else {})}
+    return list(tools.values())
+
+
 def instance_record(tr: TaskRows, row: dict[str, Any], evaluation_id: str, model_id: str, result_id: str | None,
                     judged: bool) -> dict[str, Any]:
     trace = row["trace"]
@@ -248,9 +297,7 @@ def instance_record(tr: TaskRows, row: dict[str, Any], evaluation_id: str, model
     else:
         rec["output"] = None
         rec["messages"] = [{"turn_idx": i, "role": m.get("role") or "user", "content": text_of(m.get("content")),
-                            **({"tool_calls": [{"id": str(c.get("id") or ""), "name": str((c.get("function") or {}).get("name") or ""),
-                                                "arguments": {"json": str((c.get("function") or {}).get("arguments") or "")}}
-                                               for c in m["tool_calls"]]} if m.get("tool_calls") else {}),
+                            **({"tool_calls": [_eee_tool_call(c) for c in m["tool_calls"]]} if m.get("tool_calls") else {}),
                             **({"tool_call_id": [m["tool_call_id"]]} if m.get("tool_call_id") else {})}
                            for i, m in enumerate(messages)]
         rec["evaluation"]["num_turns"] = max(1, len(assistant_turns))
@@ -262,7 +309,7 @@ def instance_record(tr: TaskRows, row: dict[str, Any], evaluation_id: str, model
         rec["performance"] = {"latency_ms": max(0.0, row["latency_s"] * 1000)}
     meta = {**{f"metadata.{k}": v for k, v in (row.get("metadata") or {}).items()}, "epoch": row["epoch"],
             "scores": row.get("scores"), "error_category": row.get("error_category"),
-            "explanation": row.get("explanation")}
+            "explanation": row.get("explanation"), **_agentic_details(messages, trace)}
     rec = escape_deep(rec, "record", escaped)
     meta = escape_deep(_strings(meta), "metadata", escaped)
     if escaped:

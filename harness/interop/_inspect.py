@@ -47,11 +47,53 @@ def _iso(value: datetime | None) -> str:
 
 # ---- messages
 
+# the harness's tool error kinds (harness._messages.ToolError.kind) that Inspect has a ToolCallError type for
+TOOL_ERROR_TYPES = {"parsing": "parsing", "parse": "parsing", "timeout": "timeout", "permission": "permission",
+                    "missing_file": "file_not_found", "file_not_found": "file_not_found",
+                    "is_a_directory": "is_a_directory", "output_limit": "limit", "limit": "limit",
+                    "unicode_decode": "unicode_decode", "sandbox_gone": "sandbox_unavailable",
+                    "sandbox_unavailable": "sandbox_unavailable", "cancelled": "cancelled", "approval": "approval"}
+
+
+def _tool_error(error: Any):
+    """A tool result's error ({"kind", "message"}, or the kind alone) as Inspect's ToolCallError; a kind Inspect has
+    no type for is `unknown`, its name kept at the head of the message."""
+    from inspect_ai.tool import ToolCallError
+
+    if not error:
+        return None
+    kind, message = (error.get("kind"), error.get("message")) if isinstance(error, dict) else (str(error), "")
+    kind = str(kind or "unknown")
+    if kind in TOOL_ERROR_TYPES:
+        return ToolCallError(TOOL_ERROR_TYPES[kind], str(message or kind))
+    return ToolCallError("unknown", f"{kind}: {message}" if message else kind)
+
+
+def _tool_calls(calls: list[Any]) -> list[Any]:
+    """Tool calls in the harness's form ({id, function, arguments, raw, parse_error}) or OpenAI's ({id, function:
+    {name, arguments}}) as Inspect ToolCalls; arguments that did not parse carry their parse error."""
+    from inspect_ai.tool import ToolCall
+
+    from harness.store._trajectory import tool_call
+
+    out = []
+    for c in calls or []:
+        call = tool_call(c)
+        args, error = call["arguments"], call["parse_error"]
+        if args is None:
+            args = {}
+        if not isinstance(args, dict):  # a string that is not JSON, or JSON that is not an object
+            error, args = error or f"arguments are not a JSON object: {args}", {}
+        out.append(ToolCall(id=str(call["id"] or ""), function=call["function"], arguments=args, parse_error=error))
+    return out
+
+
 def to_inspect_messages(messages: list[dict[str, Any]]) -> list[Any]:
-    """OpenAI-format chat messages (the harness's) as Inspect ChatMessages, tool calls and results included."""
+    """The harness's chat messages (ChatMessage dumps, or OpenAI-format dicts from older traces) as Inspect
+    ChatMessages: tool calls, tool results with their errors, images, and the agent of an assistant turn (in its
+    metadata) included."""
     from inspect_ai.model import (ChatMessageAssistant, ChatMessageSystem, ChatMessageTool, ChatMessageUser,
                                   ContentImage, ContentText)
-    from inspect_ai.tool import ToolCall
 
     def content(value: Any) -> Any:
         if value is None:
@@ -65,6 +107,8 @@ def to_inspect_messages(messages: list[dict[str, Any]]) -> list[Any]:
             elif isinstance(p, dict) and p.get("type") == "image_url":
                 url = p.get("image_url")
                 parts.append(ContentImage(image=url.get("url") if isinstance(url, dict) else str(url)))
+            elif isinstance(p, dict) and p.get("type") == "image":
+                parts.append(ContentImage(image=str(p.get("image") or ""), detail=p.get("detail") or "auto"))
             else:
                 parts.append(ContentText(text=json.dumps(p, ensure_ascii=False, default=str)))
         return parts
@@ -75,23 +119,12 @@ def to_inspect_messages(messages: list[dict[str, Any]]) -> list[Any]:
         if role == "system":
             out.append(ChatMessageSystem(content=content(m.get("content"))))
         elif role == "assistant":
-            calls = []
-            for c in m.get("tool_calls") or []:
-                fn = c.get("function") or {}
-                raw = fn.get("arguments")
-                try:
-                    args = json.loads(raw) if isinstance(raw, str) else (raw or {})
-                    error = None
-                except json.JSONDecodeError as e:
-                    args, error = {}, f"arguments are not JSON ({e}): {raw}"
-                if not isinstance(args, dict):
-                    args, error = {}, f"arguments are not a JSON object: {raw}"
-                calls.append(ToolCall(id=str(c.get("id") or ""), function=str(fn.get("name") or ""),
-                                      arguments=args, parse_error=error))
-            out.append(ChatMessageAssistant(content=content(m.get("content")), tool_calls=calls or None))
+            out.append(ChatMessageAssistant(content=content(m.get("content")),
+                                            tool_calls=_tool_calls(m.get("tool_calls")) or None,
+                                            metadata={"agent": m["agent"]} if m.get("agent") else None))
         elif role == "tool":
             out.append(ChatMessageTool(content=content(m.get("content")), tool_call_id=m.get("tool_call_id"),
-                                       function=m.get("name")))
+                                       function=m.get("function") or m.get("name"), error=_tool_error(m.get("error"))))
         else:
             out.append(ChatMessageUser(content=content(m.get("content"))))
     return out
@@ -150,13 +183,76 @@ def _usage(input_tokens: int | None, output_tokens: int | None):
     return ModelUsage(input_tokens=i, output_tokens=o, total_tokens=i + o)
 
 
-def _model_output(model: str, text: str | None, usage=None, latency: float | None = None, error: str | None = None):
+# the harness's stop reasons (harness._types.ModelOutput.stop_reason) as Inspect's
+STOP_REASONS = {"stop": "stop", "tool_calls": "tool_calls", "max_tokens": "max_tokens",
+                "content_filter": "content_filter", "context_length": "model_length"}
+
+
+def _model_output(model: str, text: str | None, usage=None, latency: float | None = None, error: str | None = None,
+                  tool_calls: list[Any] | None = None, stop_reason: str | None = None):
     from inspect_ai.model import ChatCompletionChoice, ChatMessageAssistant, ModelOutput
 
     # no reply at all (an errored sample, a failed call): no choice, which tells it apart from an empty reply
-    choices = [] if text is None else [ChatCompletionChoice(message=ChatMessageAssistant(content=text, model=model),
-                                                            stop_reason="stop" if error is None else "unknown")]
+    calls = _tool_calls(tool_calls or [])
+    if text is None and not calls:
+        choices = []
+    else:
+        stop = "unknown" if error is not None else STOP_REASONS.get(stop_reason or "", "tool_calls" if calls else "stop")
+        choices = [ChatCompletionChoice(message=ChatMessageAssistant(content=text or "", model=model,
+                                                                     tool_calls=calls or None), stop_reason=stop)]
     return ModelOutput(model=model, choices=choices, usage=usage, time=latency, error=error)
+
+
+def _tool_infos(tools: list[Any] | None) -> list[Any]:
+    """The tools a call offered (OpenAI's {"type": "function", "function": {...}} or a bare {name, description,
+    parameters}) as Inspect ToolInfos; a schema Inspect's model cannot hold is left out rather than failing the log."""
+    from inspect_ai.tool import ToolInfo
+
+    out = []
+    for t in tools or []:
+        spec = t.get("function", t) if isinstance(t, dict) else {}
+        try:
+            out.append(ToolInfo.model_validate({"name": spec.get("name") or "?", "description": spec.get("description") or "",
+                                                **({"parameters": spec["parameters"]} if spec.get("parameters") else {})}))
+        except ValueError:
+            continue
+    return out
+
+
+def _tool_choice(choice: Any) -> Any:
+    from inspect_ai.tool import ToolFunction
+
+    if choice in ("auto", "any", "none"):
+        return choice
+    if choice == "required":
+        return "any"
+    if isinstance(choice, dict):
+        name = (choice.get("function") or {}).get("name") if isinstance(choice.get("function"), dict) else choice.get("name")
+        if name:
+            return ToolFunction(name=str(name))
+    return "auto" if choice is not None else "none"
+
+
+def _tool_event(event: dict[str, Any], errors: dict[str, Any], escaped: list[str]):
+    """A harness `tool` event as Inspect's ToolEvent: the call's id (metadata["call_id"]), arguments,
+    result, error (its message from the tool message it produced), timing and agent."""
+    from inspect_ai.event import ToolEvent
+
+    seq = event.get("seq")
+    event = escape_deep(event, f"events[{seq}]", escaped)
+    started = datetime.fromtimestamp(event.get("started_at") or 0, timezone.utc)
+    latency = event.get("latency_s") or 0.0
+    meta = event.get("metadata") or {}
+    call_id = str(meta.get("call_id") or f"event-{seq}")
+    arguments = event.get("input") if isinstance(event.get("input"), dict) else {}
+    output = event.get("output")
+    error = errors.get(call_id) or ({"kind": event["error"], "message": meta.get("message") or ""}
+                                    if event.get("error") else None)
+    return ToolEvent(id=call_id, function=str(event.get("name") or ""), arguments=arguments,
+                     result=output if isinstance(output, str) else "" if output is None else json.dumps(output, default=str),
+                     error=_tool_error(error), timestamp=started, completed=started + timedelta(seconds=latency),
+                     working_start=0.0, working_time=latency, agent=event.get("agent"),
+                     metadata={"harness": {"seq": seq, "span": event.get("span")}})
 
 
 def _model_event(call: dict[str, Any], escaped: list[str], i: int):
@@ -172,9 +268,10 @@ def _model_event(call: dict[str, Any], escaped: list[str], i: int):
     attempts = call.get("attempts") or []
     return ModelEvent(
         model=call.get("model") or "", role=f"judge:{role}" if role else ("judge" if kind == "judge" else None),
-        input=to_inspect_messages(messages), tools=[], tool_choice="none", config=_config(call.get("config") or {}),
+        input=to_inspect_messages(messages), tools=_tool_infos(call.get("tools")),
+        tool_choice=_tool_choice(call.get("tool_choice")), config=_config(call.get("config") or {}),
         output=_model_output(call.get("model") or "", text, _usage(call.get("input_tokens"), call.get("output_tokens")),
-                             latency, call.get("error")),
+                             latency, call.get("error"), call.get("tool_calls"), call.get("stop_reason")),
         retries=max(0, len(attempts) - 1), error=call.get("error"), timestamp=started,
         completed=started + timedelta(seconds=latency), working_start=0.0, working_time=latency,
         metadata={"harness": escape_deep({"kind": kind, "config": call.get("config"), "attempts": attempts,
@@ -204,6 +301,13 @@ def _sample(tr: TaskRows, row: dict[str, Any]):
             metadata={"error_category": s.get("error_category"), **(s.get("metadata") or {})})
     calls = trace.get("calls") or []
     events = [_model_event(c, escaped, i) for i, c in enumerate(calls)]
+    # an agent's tool calls, beside its model calls in the order they happened
+    errors = {m.get("tool_call_id"): m["error"] for m in trace.get("messages") or []
+              if m.get("role") == "tool" and isinstance(m.get("error"), dict)}
+    tool_events = [_tool_event(e, errors, escaped) for e in trace.get("events") or []
+                   if isinstance(e, dict) and e.get("kind") == "tool"]
+    if tool_events:
+        events = sorted(events + tool_events, key=lambda e: e.timestamp)
     usage: dict[str, ModelUsage] = {}
     role_usage: dict[str, ModelUsage] = {}
     for c in calls:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from harness._types import ContextLengthExceeded, InfraError, Message, ModelCall
+from harness.model._client import AnswersFromData
 
 if TYPE_CHECKING:
     from harness._task import SolveContext, TaskState
@@ -130,8 +131,9 @@ async def ask(ctx: "SolveContext", state: "TaskState", client: "ModelClient", pr
         state.calls.append(call)
         return JudgeReply(hit["text"], call, True)
     try:
-        output = await client.generate(messages, config, sample=state.sample, task=ctx.task, epoch=state.epoch,
-                                       kind="judge")
+        if isinstance(client, AnswersFromData):  # a scripted (mock) judge answers from the sample
+            client = client.bind(state, ctx.task)
+        output = await client.generate(messages, config, kind="judge")
     except ContextLengthExceeded as e:
         # the judge's context, not the evaluated model's: an infrastructure error, never the model's failure
         raise InfraError(f"judge {role or client.name}: {e}", e.call) from None

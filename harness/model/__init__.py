@@ -1,5 +1,7 @@
-"""Model clients: `openai/<model>` (any OpenAI-compatible server via --base-url), `reference`,
-`replay:PATH` and `mock`. A judge is a model client like any other."""
+"""Model clients, picked by a provider registry (`@modelapi`, entry points in group `harness.models`): built in
+are `openai/<model>` (any OpenAI-compatible server via --base-url), `vllm/<model>` and `vllm-server/<model>`,
+`llamacpp/<path.gguf>`, `reference`, `replay:<path>`, `replay-run:<run>` and `mock`. A judge is a model client
+like any other."""
 from __future__ import annotations
 
 from typing import Any
@@ -9,11 +11,11 @@ from harness.model._builtin import MockModel, ReferenceModel, ReplayModel, read_
 from harness.model._client import ModelClient
 from harness.model._limiter import AdaptiveLimiter
 from harness.model._openai import CLIENT_OPTIONS, OpenAICompatible
+from harness.model._registry import ModelAPI, get_model, model_forms, modelapi
 
-__all__ = ["AdaptiveLimiter", "CLIENT_OPTIONS", "MockModel", "ModelClient", "OpenAICompatible", "ReferenceModel",
-           "ReplayModel", "get_model", "model_arg_warnings", "read_replay_jsonl", "split_model_args"]
-
-KNOWN = ["openai/<model>", "vllm/<model>", "vllm-server/<model>", "reference", "replay:<path>", "mock"]
+__all__ = ["AdaptiveLimiter", "CLIENT_OPTIONS", "MockModel", "ModelAPI", "ModelClient", "OpenAICompatible",
+           "ReferenceModel", "ReplayModel", "get_model", "model_arg_warnings", "model_forms", "modelapi",
+           "read_replay_jsonl", "split_model_args"]
 
 
 # Sampling settings some known provider reads: the OpenAI chat API, vLLM's and SGLang's extra sampling
@@ -37,12 +39,19 @@ SAMPLING_KEYS = {
 EXTRA_PREFIX = "extra."
 
 
+def _server_options() -> set[str]:
+    """-M keys that configure a server the harness starts (vLLM's, llama.cpp's) rather than a request."""
+    from harness.model._llamacpp import SERVER_OPTIONS as LLAMACPP
+    from harness.model._vllm import SERVER_OPTIONS as VLLM
+
+    return VLLM | LLAMACPP
+
+
 def split_model_args(args: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """-M key=value pairs are client options (connections, retries, timeout; a managed vLLM server's settings)
     or sampling settings sent with every request (`extra.KEY` is sent as KEY)."""
-    from harness.model._vllm import SERVER_OPTIONS
-
-    client = {k: v for k, v in args.items() if k in CLIENT_OPTIONS or k in SERVER_OPTIONS}
+    server = _server_options()
+    client = {k: v for k, v in args.items() if k in CLIENT_OPTIONS or k in server}
     sampling = {k.removeprefix(EXTRA_PREFIX): v for k, v in args.items() if k not in client}
     return client, sampling
 
@@ -51,9 +60,7 @@ def model_arg_warnings(args: dict[str, Any]) -> list[str]:
     """One line per -M key that no known provider reads, with the nearest known key when there is one."""
     import difflib
 
-    from harness.model._vllm import SERVER_OPTIONS
-
-    known = SAMPLING_KEYS | set(CLIENT_OPTIONS) | SERVER_OPTIONS
+    known = SAMPLING_KEYS | set(CLIENT_OPTIONS) | _server_options()
     out = []
     for key in args:
         if key in known or key.startswith(EXTRA_PREFIX):
@@ -65,29 +72,53 @@ def model_arg_warnings(args: dict[str, Any]) -> list[str]:
     return out
 
 
-def get_model(spec: str, *, base_url: str | None = None, args: dict[str, Any] | None = None) -> ModelClient:
-    args = args or {}
-    client_opts, _ = split_model_args(args)
-    if spec == "reference":
-        return ReferenceModel()
-    if spec.startswith("replay:"):
-        return ReplayModel(spec.removeprefix("replay:"))
-    if spec == "mock":
-        return MockModel(str(args.get("text", "")), latency=float(args.get("latency", 0.0)))
-    provider, _, model = spec.partition("/")
-    if provider == "openai" and model:
-        return OpenAICompatible(model, base_url=base_url, options=client_opts)
-    if provider == "vllm" and model:
-        from harness.model._vllm import ManagedVLLM
+# The built-in providers, in the order `--model`'s error lists them. Each factory imports what it runs
+# lazily: naming `mock` never loads vLLM's or llama.cpp's launchers. (Their names are not those of the
+# submodules: importing harness.model._vllm would rebind `_vllm` in this package.)
+@modelapi("openai")
+def _openai_provider(name: str, *, base_url: str | None, args: dict[str, Any], db_url: str | None) -> ModelClient:
+    return OpenAICompatible(name, base_url=base_url, options=split_model_args(args)[0])
 
-        return ManagedVLLM(model, options=args)
-    if provider == "vllm-server" and model:
-        # a vLLM (or SGLang) server the user started: OpenAI-compatible, usually keyless
-        if not base_url:
-            raise UsageError("vllm-server/<model> needs --base-url, e.g. http://localhost:8000/v1")
-        return OpenAICompatible(model, base_url=base_url, options=client_opts, name=spec)
-    import difflib
 
-    close = difflib.get_close_matches(spec, ["reference", "mock", "openai/", "replay:", "vllm-server/"], n=1, cutoff=0.5)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    raise UsageError(f"unknown model {spec!r}{hint}; use one of: {', '.join(KNOWN)}")
+@modelapi("vllm")
+def _vllm_provider(name: str, *, base_url: str | None, args: dict[str, Any], db_url: str | None) -> ModelClient:
+    from harness.model._vllm import ManagedVLLM
+
+    return ManagedVLLM(name, options=args)
+
+
+@modelapi("vllm-server")
+def _vllm_server_provider(name: str, *, base_url: str | None, args: dict[str, Any], db_url: str | None) -> ModelClient:
+    # a vLLM (or SGLang) server the user started: OpenAI-compatible, usually keyless
+    if not base_url:
+        raise UsageError("vllm-server/<model> needs --base-url, e.g. http://localhost:8000/v1")
+    return OpenAICompatible(name, base_url=base_url, options=split_model_args(args)[0], name=f"vllm-server/{name}")
+
+
+@modelapi("llamacpp", usage="llamacpp/<path.gguf>")
+def _llamacpp_provider(name: str, *, base_url: str | None, args: dict[str, Any], db_url: str | None) -> ModelClient:
+    from harness.model._llamacpp import ManagedLlamaCpp
+
+    return ManagedLlamaCpp(name, options=args)
+
+
+@modelapi("reference", usage="reference")
+def _reference_provider(name: str, *, base_url: str | None, args: dict[str, Any], db_url: str | None) -> ModelClient:
+    return ReferenceModel()
+
+
+@modelapi("replay", usage="replay:<path>")
+def _replay_provider(name: str, *, base_url: str | None, args: dict[str, Any], db_url: str | None) -> ModelClient:
+    return ReplayModel(name)
+
+
+@modelapi("replay-run", usage="replay-run:<run>")
+def _replay_run_provider(name: str, *, base_url: str | None, args: dict[str, Any], db_url: str | None) -> ModelClient:
+    from harness.model._replay_run import ReplayRunModel
+
+    return ReplayRunModel(name, db_url=db_url)
+
+
+@modelapi("mock", usage="mock")
+def _mock_provider(name: str, *, base_url: str | None, args: dict[str, Any], db_url: str | None) -> ModelClient:
+    return MockModel(str(args.get("text", "")), latency=float(args.get("latency", 0.0)))

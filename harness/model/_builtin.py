@@ -1,5 +1,10 @@
 """Models that answer from data rather than a network: reference (gold answers), replay (a file of
-responses made elsewhere) and mock (scripted, for tests)."""
+responses made elsewhere) and mock (scripted, for tests).
+
+None of them is asked messages alone: each is bound to the sample being solved (`bind(state, task)`,
+the AnswersFromData protocol), and the bound client answers that sample's requests. Offered a `submit`
+tool, a bound client submits its answer with it, so the agentic variants of a suite run the whole agent
+loop with the reference model too."""
 from __future__ import annotations
 
 import asyncio
@@ -8,11 +13,16 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple
 
+from harness._messages import ChatMessageAssistant, ToolCall, ToolInfo
 from harness._registry import UsageError
-from harness._types import InfraError, Message, ModelCall, ModelOutput, Sample
+from harness._types import InfraError, Message, ModelCall, ModelOutput
 
 if TYPE_CHECKING:
-    from harness._task import Task
+    from harness._task import Task, TaskState
+
+SUBMIT_TOOL = "submit"
+# what a bound client is given for each request (messages, tools offered) -> its reply
+Answer = Callable[[list[Message], list[ToolInfo]], "str | ChatMessageAssistant"]
 
 
 class _Offline:
@@ -27,23 +37,56 @@ class _Offline:
     async def aclose(self) -> None:
         return None
 
-    def _output(self, text: str, messages: list[Message], config: dict[str, Any], kind: str) -> ModelOutput:
-        call = ModelCall(kind=kind, model=self.name, messages=messages, config=config, text=text, started_at=time.time())
-        return ModelOutput(text=text, call=call)
+
+class BoundAnswers(_Offline):
+    """A data-answering model bound to one sample: a ModelClient whose replies come from `answer`. A text reply
+    offered a `submit` tool is sent as a call of it (`{"answer": text}`)."""
+
+    def __init__(self, name: str, answer: Answer, *, latency: float = 0.0,
+                 raw: Callable[[], dict[str, Any] | None] = lambda: None):
+        self.name, self._answer, self._latency, self._raw = name, answer, latency, raw
+        self._calls = 0
+
+    async def generate(self, messages: list[Message], config: dict[str, Any] | None = None, *,
+                       tools: list[ToolInfo] | None = None, tool_choice: Any = None,
+                       kind: str = "model") -> ModelOutput:
+        if self._latency:
+            await asyncio.sleep(self._latency)
+        config = config or {}
+        call = ModelCall(kind=kind, model=self.name, messages=list(messages), config=config, started_at=time.time(),
+                         tools=[t.model_dump() for t in tools] if tools else None,
+                         tool_choice=tool_choice if tools else None)  # as the OpenAI client sends it
+        reply = self._answer(list(messages), list(tools or []))
+        self._calls += 1
+        if isinstance(reply, str):
+            tool_calls = []
+            if any(t.name == SUBMIT_TOOL for t in tools or []) and tool_choice != "none":
+                tool_calls = [ToolCall(id=f"call_{self._calls}", function=SUBMIT_TOOL, arguments={"answer": reply},
+                                       raw=json.dumps({"answer": reply}))]
+                reply = ChatMessageAssistant(content="", tool_calls=tool_calls)
+            else:
+                reply = ChatMessageAssistant(content=reply)
+        call.text, call.tool_calls = reply.text, list(reply.tool_calls or [])
+        call.stop_reason = "tool_calls" if call.tool_calls else "stop"
+        call.raw = self._raw()
+        return ModelOutput(text=call.text, call=call, tool_calls=call.tool_calls, stop_reason=call.stop_reason)
 
 
 class ReferenceModel(_Offline):
-    """Answers each sample with its gold answer in the task's response format: a suite that scores
-    less than 100% with it has a bug in its loader, extraction or scoring."""
+    """Answers each sample with its gold answer in the task's response format (Task.reference_answer): a
+    suite that scores less than 100% with it has a bug in its loader, extraction or scoring."""
 
     name = "reference"
 
-    async def generate(self, messages, config, *, sample=None, task=None, epoch=0, kind="model") -> ModelOutput:
-        if sample is None or task is None:
-            raise InfraError("the reference model answers only benchmark samples")
-        if sample.target is None:
-            raise InfraError(f"sample {sample.id} has no gold answer (hidden split?)")
-        return self._output(task.reference_response(sample), messages, config, kind)
+    def bind(self, state: "TaskState", task: "Task") -> BoundAnswers:
+        sample = state.sample
+
+        def answer(messages: list[Message], tools: list[ToolInfo]) -> str:
+            if sample.target is None:
+                raise InfraError(f"sample {sample.id} has no gold answer (hidden split?)")
+            return task.reference_answer(state)
+
+        return BoundAnswers(self.name, answer)
 
 
 class ReplayRow(NamedTuple):
@@ -107,7 +150,7 @@ class ReplayModel(_Offline):
 
     def __init__(self, path: str):
         self.path = Path(path).expanduser()
-        if not self.path.is_file():
+        if not self.path.exists():  # a file, or a folder a suite's reader knows (GeoJSEval's response files)
             raise UsageError(f"replay file {path!r} does not exist")
         self.name = f"replay:{self.path.name}"
         self._responses: dict[str, dict[str, dict[int, ReplayRow]]] = {}
@@ -150,29 +193,46 @@ class ReplayModel(_Offline):
                              f"keep one row per sample and epoch")
         self._responses[task.name] = table
 
-    async def generate(self, messages, config, *, sample=None, task=None, epoch=0, kind="model") -> ModelOutput:
-        if sample is None or task is None:
-            raise InfraError("the replay model answers only benchmark samples")
+    def bind(self, state: "TaskState", task: "Task") -> BoundAnswers:
+        """Each request of the sample is answered with its (sample, epoch) row; a sample without one errors."""
         self.prepare(task)
+        sample, epoch = state.sample, state.epoch
         row = self._responses[task.name].get(sample.id, {}).get(epoch)
-        if row is None:
-            raise InfraError(f"no response for sample {sample.id} (epoch {epoch}) in {self.path.name}")
-        out = self._output(row.response, messages, config, kind)
-        out.call.raw = {"replay": {"file": self.path.name, "line": row.line, "format": row.format}}
-        return out
+
+        def answer(messages: list[Message], tools: list[ToolInfo]) -> str:
+            if row is None:
+                raise InfraError(f"no response for sample {sample.id} (epoch {epoch}) in {self.path.name}")
+            return row.response
+
+        return BoundAnswers(self.name, answer, raw=lambda: {
+            "replay": {"file": self.path.name, "line": row.line, "format": row.format}} if row else None)
 
 
 class MockModel(_Offline):
-    """Scripted answers: a fixed text, or a function of (sample, messages). `latency` simulates a slow model."""
+    """Scripted answers, for tests: a fixed text, or a function of (sample, messages) returning a text or a
+    ChatMessageAssistant (with tool calls, to script an agent). Offered tools, the function may take them as a
+    third argument. `latency` simulates a slow model."""
 
-    def __init__(self, respond: str | Callable[[Sample | None, list[Message]], str] = "", latency: float = 0.0,
+    def __init__(self, respond: str | Callable[..., "str | ChatMessageAssistant"] = "", latency: float = 0.0,
                  name: str = "mock"):
         self.respond = respond
         self.latency = float(latency)
         self.name = name
 
-    async def generate(self, messages, config, *, sample=None, task=None, epoch=0, kind="model") -> ModelOutput:
-        if self.latency:
-            await asyncio.sleep(self.latency)
-        text = self.respond(sample, messages) if callable(self.respond) else self.respond
-        return self._output(text, messages, config, kind)
+    def bind(self, state: "TaskState | None", task: "Task | None" = None) -> BoundAnswers:
+        import inspect
+
+        respond = self.respond
+        takes_tools = callable(respond) and len(inspect.signature(respond).parameters) >= 3
+        sample = state.sample if state is not None else None
+
+        def answer(messages: list[Message], tools: list[ToolInfo]) -> "str | ChatMessageAssistant":
+            if not callable(respond):
+                return respond
+            return respond(sample, messages, tools) if takes_tools else respond(sample, messages)
+
+        return BoundAnswers(self.name, answer, latency=self.latency)
+
+    async def generate(self, messages: list[Message], config: dict[str, Any] | None = None, **options: Any) -> ModelOutput:
+        """Unbound, the script answers messages alone (its sample argument is None)."""
+        return await self.bind(None).generate(messages, config, **options)

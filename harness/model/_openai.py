@@ -14,8 +14,9 @@ import zlib
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from harness._messages import FINISH_REASONS, ToolCall, ToolInfo, parse_arguments, to_openai
 from harness._registry import UsageError
-from harness._types import Attempt, ContextLengthExceeded, InfraError, Message, ModelCall, ModelOutput, RunAborted, Sample
+from harness._types import Attempt, ContextLengthExceeded, InfraError, Message, ModelCall, ModelOutput, RunAborted
 from harness.model._limiter import AdaptiveLimiter
 
 OPENAI_URL = "https://api.openai.com/v1"
@@ -85,10 +86,18 @@ class OpenAICompatible:
         return {"endpoint": self.base_url, "model": self.model, "options": self.options,
                 "limiter": self.limiter.info()}
 
-    async def generate(self, messages: list[Message], config: dict[str, Any], *, sample: Sample | None = None,
-                       task: Any = None, epoch: int = 0, kind: str = "model") -> ModelOutput:
-        body = {"model": self.model, "messages": messages, **config}
-        call = ModelCall(kind=kind, model=self.name, messages=messages, config=config, started_at=time.time())
+    async def generate(self, messages: list[Message], config: dict[str, Any] | None = None, *,
+                       tools: list[ToolInfo] | None = None, tool_choice: Any = None,
+                       kind: str = "model") -> ModelOutput:
+        config = config or {}
+        body: dict[str, Any] = {"model": self.model, "messages": to_openai(messages), **config}
+        schemas = [t.model_dump() for t in tools] if tools else None
+        if schemas:
+            body["tools"] = [{"type": "function", "function": s} for s in schemas]
+        if tool_choice is not None and schemas:
+            body["tool_choice"] = tool_choice
+        call = ModelCall(kind=kind, model=self.name, messages=list(messages), config=config, started_at=time.time(),
+                         tools=schemas, tool_choice=tool_choice if schemas else None)
         t0 = time.perf_counter()
         try:
             data = await self._post(body, call)
@@ -112,13 +121,14 @@ class OpenAICompatible:
         call.raw["finish_reason"] = choice.get("finish_reason")
         if isinstance(message.get("reasoning_content"), str) and message["reasoning_content"]:
             call.raw["reasoning"] = message["reasoning_content"]
-        tool_calls = message.get("tool_calls")
-        if tool_calls is not None and not isinstance(tool_calls, list):
-            notes.append(f"tool_calls was a {type(tool_calls).__name__}, not a list: ignored")
-            tool_calls = None
+        call.tool_calls = _tool_calls(message.get("tool_calls"), notes)
+        finish = choice.get("finish_reason")
+        call.stop_reason = FINISH_REASONS.get(finish, "unknown") if isinstance(finish, str) else "unknown"
+        if call.tool_calls and call.stop_reason == "stop":
+            call.stop_reason = "tool_calls"  # servers that say "stop" after calling tools (llama.cpp, some gateways)
         if notes:
             call.raw["notes"] = notes
-        return ModelOutput(text=call.text, call=call, tool_calls=tool_calls or [])
+        return ModelOutput(text=call.text, call=call, tool_calls=call.tool_calls, stop_reason=call.stop_reason)
 
     async def _retry(self, body: dict[str, Any], call: ModelCall, first: RetryableError, t0: float) -> dict[str, Any]:
         """Tenacity takes over after a first failure, so the fast path is free of its per-call cost. Its first
@@ -130,7 +140,7 @@ class OpenAICompatible:
                 retry=retry_if_exception_type(RetryableError),
                 stop=stop_after_attempt(int(self.options["max_retries"])),
                 wait=self._wait,
-                before_sleep=lambda rs: setattr(call.attempts[-1], "wait_s", rs.next_action.sleep),
+                before_sleep=lambda rs: self._slept(call, rs.next_action.sleep),
                 reraise=True,
             ):
                 with attempt:
@@ -140,6 +150,11 @@ class OpenAICompatible:
             call.latency_s = time.perf_counter() - t0
             raise InfraError(call.error, call) from None
         raise AssertionError("unreachable: tenacity either returns or raises")
+
+    @staticmethod
+    def _slept(call: ModelCall, seconds: float) -> None:
+        call.attempts[-1].wait_s = seconds
+        call.wait_s += seconds
 
     def _wait(self, retry_state) -> float:
         exc = retry_state.outcome.exception()
@@ -157,6 +172,7 @@ class OpenAICompatible:
         limit = int(self.options["max_response_bytes"])
         try:
             async with self.limiter:
+                queued = time.perf_counter() - t0
                 # no redirects followed: a 3xx to another host would re-send the prompt (and the key) there
                 async with self._http().post(f"{self.base_url}/chat/completions", json=body,
                                              allow_redirects=False) as r:
@@ -164,6 +180,7 @@ class OpenAICompatible:
                     if status == 200:
                         data = json.loads(await _read_body(r, limit))
                         call.attempts.append(Attempt(status, None, time.perf_counter() - t0))
+                        call.wait_s += queued
                         self.limiter.succeeded()
                         return data
                     try:
@@ -181,9 +198,11 @@ class OpenAICompatible:
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as e:  # ValueError: a body that is not JSON
             err = f"{type(e).__name__}: {e}"
             call.attempts.append(Attempt(status, err, time.perf_counter() - t0))
+            call.wait_s += time.perf_counter() - t0
             raise RetryableError(err, status) from None
         err = f"HTTP {status}: {text}"
         call.attempts.append(Attempt(status, err, time.perf_counter() - t0))
+        call.wait_s += time.perf_counter() - t0  # a failed attempt: waiting on the endpoint, not working
         if status == 429:
             self.limiter.throttled(retry_after, float(self.options["retry_max_wait"]))
             raise RetryableError(err, status, retry_after)
@@ -259,6 +278,29 @@ def _content_text(content: Any, notes: list[str]) -> str:
         return "".join(texts)
     notes.append(f"content was a {type(content).__name__}, not text: stored as its JSON text")
     return json.dumps(content, ensure_ascii=False, default=str)
+
+
+def _tool_calls(value: Any, notes: list[str]) -> list[ToolCall]:
+    """The message's tool calls. Arguments that are not a JSON object become the call's parse_error (the model is
+    told, the call is not run); an entry that is not a call at all is left out and noted. A call without an id
+    gets one, so its result can still be matched to it."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        notes.append(f"tool_calls was a {type(value).__name__}, not a list: ignored")
+        return []
+    calls = []
+    for i, entry in enumerate(value):
+        function = entry.get("function") if isinstance(entry, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            notes.append(f"tool_calls[{i}] is not a function call: left out")
+            continue
+        raw = function.get("arguments")
+        arguments, error = parse_arguments(raw)
+        call_id = entry.get("id") if isinstance(entry.get("id"), str) and entry.get("id") else f"call_{i}"
+        calls.append(ToolCall(id=call_id, function=function["name"], arguments=arguments,
+                              raw=raw if isinstance(raw, str) else json.dumps(raw, default=str), parse_error=error))
+    return calls
 
 
 def _count(usage: dict[str, Any], key: str) -> int | None:

@@ -1,17 +1,14 @@
 """`vllm/<model>`: the harness starts `vllm serve` on a free loopback port, waits until it is healthy, talks
-to it as an OpenAI-compatible endpoint, and stops it when the run ends. One server serves every task of a run."""
+to it as an OpenAI-compatible endpoint, and stops it when the run ends. One server serves every task of a run,
+and, under `harness worker`, every worker of the node (harness/model/_node_share.py)."""
 from __future__ import annotations
 
-import asyncio
-import os
 import shutil
-import socket
-import subprocess
-import tempfile
-import time
 from typing import Any
 
 from harness._registry import UsageError
+from harness.model._managed import ServerProcess, free_port
+from harness.model._node_share import NodeShare, sharing, stop_group, wait_shared
 from harness.model._openai import OpenAICompatible
 
 # -M options for the server itself; everything else is a client option or a sampling setting
@@ -27,49 +24,35 @@ class ManagedVLLM(OpenAICompatible):
         if self.executable is None:
             raise UsageError("vllm/<model> needs vLLM on this machine (pip install 'harness[vllm]', a GPU); "
                              "or start a server yourself and use vllm-server/<model> --base-url URL")
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        # the workers of one node share one server of a model (harness/model/_node_share.py)
+        share_key = [model, *(f"{k}={v}" for k, v in sorted(self.server_options.items()))]
+        self.share = NodeShare("vllm serve", share_key) if sharing() else None
+        self.port = self.share.acquire() if self.share else free_port()
         super().__init__(model, base_url=f"http://127.0.0.1:{self.port}/v1", options=options, name=f"vllm/{model}")
         self.api_key = None
-        self.process: subprocess.Popen | None = None
-        self.log_path = os.path.join(tempfile.gettempdir(), f"harness-vllm-{self.port}.log")
+        argv = [self.executable, "serve", self.model, "--host", "127.0.0.1", "--port", str(self.port)]
+        for key, value in self.server_options.items():
+            argv += [f"--{key.replace('_', '-')}", str(value)]
+        self.server = ServerProcess(f"vllm serve {self.model}", argv, self.port, "harness-vllm")
+        self.log_path = self.server.log_path
 
     def info(self) -> dict[str, Any]:
         return {**super().info(), "managed": True, "server_options": self.server_options, "server_log": self.log_path}
 
     async def check(self) -> None:
         """Start the server and wait for /health; a server that dies or never gets healthy is a clear error."""
-        argv = [self.executable, "serve", self.model, "--host", "127.0.0.1", "--port", str(self.port)]
-        for key, value in self.server_options.items():
-            argv += [f"--{key.replace('_', '-')}", str(value)]
-        log = open(self.log_path, "w")
-        # the server gets the harness's environment minus API keys it has no use for
-        env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-        self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        import aiohttp
-
-        deadline = time.monotonic() + self.startup_timeout
         health = f"http://127.0.0.1:{self.port}/health"
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise UsageError(f"vllm serve {self.model} exited with code {self.process.returncode} before it was "
-                                 f"ready; its log: {self.log_path}")
-            try:
-                async with self._http().get(health, timeout=aiohttp.ClientTimeout(total=5)) as r:
-                    if r.status == 200:
-                        return
-            except (aiohttp.ClientError, asyncio.TimeoutError):
-                pass
-            await asyncio.sleep(1.0)
-        raise UsageError(f"vllm serve {self.model} was not healthy after {self.startup_timeout:.0f} s; "
-                         f"its log: {self.log_path}")
+        if self.share is not None and not self.share.owner:
+            await wait_shared(self._http(), health, self.startup_timeout, f"vllm serve {self.model}")
+            return
+        self.server.start()
+        if self.share is not None:
+            self.share.started(self.server.process.pid)
+        await self.server.wait_healthy(self._http(), health, self.startup_timeout)
 
     async def aclose(self) -> None:
         await super().aclose()
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, 15)
-            try:
-                await asyncio.to_thread(self.process.wait, 60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, 9)
+        if self.share is None:
+            await self.server.stop()
+        elif (last := self.share.release()) is not None:  # the node's last user stops it, whoever started it
+            await (self.server.stop() if self.share.owner else stop_group(last))

@@ -1,9 +1,10 @@
 """The SQL store: tables (see _schema for what each field means), Alembic migrations, and the one writer.
 
 Read-only views for analysis: `samples_v` (one row per sample with run, model, task, variant, scores,
-answer, error category) and `calls_v` (one row per model or judge call)."""
-from harness.store._schema import Base, CallRow, Run, RunTask, SampleRow, Trace
+answer, error category), `calls_v` (one row per model or judge call) and `events_v` (one row per step of a
+trajectory: model call, tool call, limit, error, span, with its agent)."""
+from harness.store._schema import Base, CallRow, EventRow, Run, RunTask, SampleRow, Trace
 from harness.store._store import HEAD, SampleResult, Store, decode_trace, default_url
 
-__all__ = ["Base", "CallRow", "HEAD", "Run", "RunTask", "SampleResult", "SampleRow", "Store", "Trace", "decode_trace",
+__all__ = ["Base", "CallRow", "EventRow", "HEAD", "Run", "RunTask", "SampleResult", "SampleRow", "Store", "Trace", "decode_trace",
            "default_url"]

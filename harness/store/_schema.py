@@ -35,6 +35,9 @@ class Run(Base):
     # whose lease is stale (old heartbeat, or a dead pid on this host) is shown as interrupted
     lease_owner: Mapped[str | None] = mapped_column(String(200))
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # None for a local run; for `--executor slurm`: {"kind", "workers", "lease_s", "max_attempts", "job_id",
+    # "script" (the sbatch job script as submitted), "submitted_at"}
+    executor: Mapped[dict | None] = mapped_column(JSON)
 
 
 class RunTask(Base):
@@ -101,6 +104,70 @@ class CallRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[float | None] = mapped_column(Float)
     __table_args__ = (Index("ix_calls_sample", "run_task_id", "sample_id", "epoch"),)
+
+
+class EventRow(Base):
+    """One step of a sample's trajectory (harness._events.Event): a model call, a tool call, a limit hit, an
+    error, or a span (an agent's turn, a handoff). input / output are the truncated copy (harness._events.clip);
+    the sample's trace keeps them whole. Replaced with its sample: a resume that redoes a sample rewrites them."""
+
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_task_id: Mapped[int] = mapped_column(ForeignKey("run_tasks.id", ondelete="CASCADE"))
+    sample_id: Mapped[str] = mapped_column(String(300))
+    epoch: Mapped[int] = mapped_column(Integer)
+    seq: Mapped[int] = mapped_column(Integer)  # 0-based order within the sample
+    span: Mapped[int | None] = mapped_column(Integer)  # seq of the enclosing span event; None at top level
+    agent: Mapped[str | None] = mapped_column(String(200))  # who took the step; None: the sample's only agent
+    kind: Mapped[str] = mapped_column(String(16))  # model | tool | limit | error | span
+    name: Mapped[str | None] = mapped_column(String(200))  # the model, tool, limit, or what the span is for
+    input: Mapped[str | None] = mapped_column(Text)  # tool arguments (JSON), or the number of messages sent
+    output: Mapped[str | None] = mapped_column(Text)  # tool result, or the assistant's text and tool calls (JSON)
+    error: Mapped[str | None] = mapped_column(Text)  # the error's class: timeout, parsing, unknown_tool, ...
+    started_at: Mapped[float | None] = mapped_column(Float)  # unix time
+    latency_s: Mapped[float | None] = mapped_column(Float)
+    input_tokens: Mapped[int | None] = mapped_column(Integer)
+    output_tokens: Mapped[int | None] = mapped_column(Integer)
+    # the fields whose text could not be stored as it was (lone surrogates, NUL): stored backslash-escaped
+    escaped: Mapped[list | None] = mapped_column(JSON)
+    # unique: one row per step; also the index a trajectory is read by
+    __table_args__ = (Index("ix_events_step", "run_task_id", "sample_id", "epoch", "seq", unique=True),)
+
+
+class WorkItem(Base):
+    """One (run task, sample, epoch) of a run executed by workers (`harness eval --executor slurm`): the work
+    queue. Workers claim queued items (SELECT ... FOR UPDATE SKIP LOCKED), hold a lease they renew by
+    heartbeat, and mark an item done in the transaction that stores its sample row; a lease not renewed
+    before `lease_expires` is returned to the queue by any worker's reaper, and an item that has used up its
+    attempts becomes 'failed' with an errored sample row saying why. Local runs have no work items."""
+
+    __tablename__ = "work_items"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)  # claim and lock order
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    run_task_id: Mapped[int] = mapped_column(ForeignKey("run_tasks.id", ondelete="CASCADE"))
+    sample_id: Mapped[str] = mapped_column(String(300))
+    epoch: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16))  # queued | leased | done | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # claims so far (a claim is an attempt)
+    lease_owner: Mapped[str | None] = mapped_column(String(200))  # the worker: "host:pid[:slurm job_task]"
+    lease_expires: Mapped[datetime | None] = mapped_column(DateTime)  # UTC; renewed by the owner's heartbeat
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    error: Mapped[str | None] = mapped_column(Text)  # why the last attempt ended without a result (reaped, ...)
+    __table_args__ = (UniqueConstraint("run_task_id", "sample_id", "epoch"),
+                      Index("ix_work_items_claim", "run_id", "state", "id"))
+
+
+class Worker(Base):
+    """A worker process of a run: seen when it starts, its heartbeat, and when it stopped (for `harness show`)."""
+
+    __tablename__ = "workers"
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)  # the lease owner it claims as
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime)
+    stopped_at: Mapped[datetime | None] = mapped_column(DateTime)
+    done: Mapped[int] = mapped_column(Integer, default=0)  # items it stored
+    status: Mapped[str] = mapped_column(String(16))  # working | stopped | failed
 
 
 class Trace(Base):

@@ -40,6 +40,12 @@ def trajectory(record: dict[str, Any]) -> Trajectory:
                       participants=sorted(prompts) if isinstance(prompts, dict) else [])
 
 
+def labelled(record: dict[str, Any]) -> bool:
+    """Whether the case carries a fault label: cases exported from the harness's own runs leave it null for a person
+    to fill in (harness/cli/_export.py)."""
+    return all(record.get(k) not in (None, "") for k in ("mistake_agent", "mistake_step"))
+
+
 def label(record: dict[str, Any]) -> FaultLabel:
     step = record["mistake_step"]
     if isinstance(step, str):
@@ -87,11 +93,17 @@ def _natural(path: Path) -> list[Any]:
 
 def case_sample(record: dict[str, Any], sample_id: str, metadata: dict[str, Any], *, show_answer: bool,
                 invalid: str | None = None) -> TrajectorySample:
-    """The sample of one case; its input is the all-at-once prompt (the multi-call methods render their own)."""
+    """The sample of one case; its input is the all-at-once prompt (the multi-call methods render their own). A case
+    without a fault label has nothing to score against: it is invalid (stored as errored with the reason)."""
     steps = trajectory(record)
     answer = task_answer(record)
+    has_label = labelled(record)
+    if not has_label:
+        invalid = invalid or ("the case has no fault label: its mistake_agent or mistake_step is empty, so there is "
+                              "nothing to score against")
     return TrajectorySample(
         id=sample_id,
         input=[{"role": "system", "content": prompts.ALL_AT_ONCE_SYSTEM},
                {"role": "user", "content": prompts.all_at_once(steps, answer if show_answer else None)}],
-        target=label(record).to_json(), metadata=metadata, invalid=invalid, trajectory=steps, task_answer=answer)
+        target=label(record).to_json() if has_label else None, metadata=metadata, invalid=invalid, trajectory=steps,
+        task_answer=answer)

@@ -7,8 +7,8 @@
 - binary_search: halves the range [start, end] with one call each ("upper half" is tested before "lower half", as
   upstream); an answer with neither picks a half at random, seeded by sample, epoch and range so reruns agree.
 
-Each call of a multi-call method is made with the sample plus a `probe` in its metadata (which step or range is
-asked). Real models never see metadata; the reference model answers the probe from the gold label, so the reference
+Before each call of a multi-call method the solver says in `state.metadata["probe"]` which step or range it asks
+about. Real models never see metadata; the reference model answers the probe from the gold label, so the reference
 model runs every method. Replay files hold one response per sample and so replay only all_at_once.
 
 Every prompt is checked against the model's context (ContextBudget); with `truncate` the step contents are clipped
@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from harness import ContextBudget, FaultLabel, Score, SolveContext, TaskState, Trajectory, TrajectorySample
+from harness._messages import ChatMessageSystem, ChatMessageUser
 from harness.tasks._multiagent import prompts, scoring
 
 METHODS = ("all_at_once", "step_by_step", "binary_search")
@@ -47,12 +48,10 @@ class Attribute:
         async def ask(system: str, render, seen: Trajectory, probe: dict[str, Any] | None) -> str:
             text, cut = budget.fit(render, seen, system=system, truncate=self.truncate)
             state.metadata["truncated_chars"] += cut
-            state.messages = [{"role": "system", "content": system}, {"role": "user", "content": text}]
-            asked = sample if probe is None else replace(sample, metadata={**sample.metadata, "probe": probe})
-            state.output = await ctx.model.generate(state.messages, ctx.config, sample=asked, task=ctx.task,
-                                                    epoch=state.epoch)
-            state.calls.append(state.output.call)
-            state.messages.append({"role": "assistant", "content": state.output.text})
+            state.messages = [ChatMessageSystem(content=system), ChatMessageUser(content=text)]
+            state.metadata["probe"] = probe
+            state.output = state.record(await ctx.model.generate(state.messages, ctx.config))
+            state.messages.append(state.output.message)
             return state.output.text
 
         trajectory = sample.trajectory
@@ -101,10 +100,11 @@ class AttributionScorer:
         return result
 
 
-def reference_response(sample: TrajectorySample) -> str:
+def reference_answer(state: TaskState) -> str:
     """The gold answer in the format the asking method parses (see the module docstring)."""
+    sample = state.sample
     fault = FaultLabel.from_json(sample.target).faults[0]
-    probe = sample.metadata.get("probe")
+    probe = state.metadata.get("probe")
     if probe is None:
         return f"Agent Name: {fault.agent}\n Step Number: {fault.step}\n Reason for Mistake: the gold label."
     if probe["method"] == "step_by_step":

@@ -25,6 +25,7 @@ from typing import Any, Iterator
 
 from harness import (ContextBudget, Dataset, Fault, FaultLabel, Reference, Sample, Score, SolveContext, Step, Task,
                      TaskState, Trajectory, TrajectorySample, accuracy, task)
+from harness._messages import ChatMessageSystem, ChatMessageUser
 from harness.tasks.aegis import prompts, scoring
 
 PAPER = "AEGIS (arXiv 2509.14295), main table, Aegis-Bench"
@@ -92,11 +93,9 @@ class Identify:
         text, cut = self.budget.for_config(ctx.config).fit(prompts.user_prompt, sample.trajectory,
                                                            system=prompts.SYSTEM, truncate=self.truncate)
         state.metadata["truncated_chars"] = cut
-        state.messages = [{"role": "system", "content": prompts.SYSTEM}, {"role": "user", "content": text}]
-        state.output = await ctx.model.generate(state.messages, ctx.config, sample=sample, task=ctx.task,
-                                                epoch=state.epoch)
-        state.calls.append(state.output.call)
-        state.messages.append({"role": "assistant", "content": state.output.text})
+        state.messages = [ChatMessageSystem(content=prompts.SYSTEM), ChatMessageUser(content=text)]
+        state.output = state.record(await ctx.model.generate(state.messages, ctx.config))
+        state.messages.append(state.output.message)
         return state
 
 
@@ -109,8 +108,8 @@ class AegisScorer:
         return result
 
 
-def reference_response(sample: Sample) -> str:
-    label = FaultLabel.from_json(sample.target)
+def reference_answer(state: TaskState) -> str:
+    label = FaultLabel.from_json(state.sample.target)
     return json.dumps({"faulty_agents": [{"agent_name": f.agent, "error_type": f.mode} for f in label.faults]})
 
 
@@ -137,5 +136,5 @@ def aegis(context_tokens: int = 128_000, chars_per_token: float = 4.0, truncate:
         headline="pair_micro_f1",
         breakdowns=["framework", "benchmark", "task_type"],
         reference=REFERENCE,
-        reference_response=reference_response,
+        reference_answer=reference_answer,
     )

@@ -57,9 +57,19 @@ class CipherScorer:
         return scoring.score(state.completion, state.sample.target)
 
 
-@task("cipherbank", variants={"hint": {"hint": True}, "no_system": {"system_prompt": False}})
-def cipherbank(hint: bool = False, system_prompt: bool = True, few_shot: int = 3) -> Task:
-    """hint: describe the cipher in the prompt. system_prompt: False for o1/R1-style models, as the paper ran them."""
+@task("cipherbank", variants={"hint": {"hint": True}, "no_system": {"system_prompt": False}, "agent": {"agent": True}})
+def cipherbank(hint: bool = False, system_prompt: bool = True, few_shot: int = 3, agent: bool = False,
+               agent_turns: int = 20) -> Task:
+    """hint: describe the cipher in the prompt. system_prompt: False for o1/R1-style models, as the paper ran them.
+    agent: the model may try decryptions with a `python` tool (in a sandbox) for up to agent_turns turns before
+    it submits; what it submits (or, without a submit, its last message) is scored as the paper scores a response."""
+    system = prompts.SYSTEM if system_prompt else None
+    if agent:
+        from harness.agent import AgentLimits, python, react
+
+        solver = react(tools=[python(timeout=60)], prompt=(system or "") + prompts.AGENT, limits=AgentLimits(turns=agent_turns))
+    else:
+        solver = generate(system=system)
     return Task(
         name="cipherbank",
         version="1.0",
@@ -74,11 +84,12 @@ def cipherbank(hint: bool = False, system_prompt: bool = True, few_shot: int = 3
             license="MIT (README badge)",
             citation="Li et al., CipherBank, Findings of ACL 2025, arXiv 2504.19093",
         ),
-        solver=generate(system=prompts.SYSTEM if system_prompt else None),
+        solver=solver,
         scorers=[CipherScorer()],
         metrics=[accuracy("correct"), mean("levenshtein", "levenshtein_similarity")],
         headline="accuracy",
         breakdowns=["cipher", "category", "domain"],
         reference=[] if hint else REFERENCE,  # Table 3 was measured without the hint
-        reference_response=lambda sample: f"<result>{sample.target}</result>",
+        reference_answer=lambda state: f"<result>{state.sample.target}</result>",
+        needs_sandbox=agent,
     )

@@ -12,6 +12,11 @@ SYSTEM = """- Role: Cryptography Analysis Expert.
     1. Analyze the provided ciphertext and plaintext examples to identify possible encryption patterns and rules.
     2. Apply the decryption algorithm to the new ciphertext, attempt to decrypt, and verify the results."""
 
+# the agent variant's addition to the system prompt (ours: the paper evaluates single responses)
+AGENT = """
+    - Tools: you may run Python code with the `python` tool to test a decryption. When you are done, call `submit`
+      with your answer in the format the task asks for (<result>...</result>)."""
+
 # Upstream's own descriptions. The WordShift one describes a Caesar shift although the cipher rotates each
 # word's letters left by 3; it is kept as published so hint-variant numbers stay comparable to the paper.
 HINTS = {

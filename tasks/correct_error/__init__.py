@@ -25,7 +25,7 @@ from typing import Any, Iterator
 from harness import ContextBudget, Dataset, Sample, Task, UsageError, accuracy, task
 from harness.tasks._multiagent import records
 from harness.tasks._multiagent.scoring import TOLERANCES
-from harness.tasks._multiagent.solvers import METHODS, AttributionScorer, Attribute, reference_response
+from harness.tasks._multiagent.solvers import METHODS, AttributionScorer, Attribute, reference_answer
 
 DATASETS = ("arc", "hotpot", "musique", "wikimqa", "math500", "mmlu_pro", "gaia")
 # what unquoted shell expansion leaves: "$10,000" -> ",000" (a thousands group without digits before it) and
@@ -101,5 +101,5 @@ def correct_error(method: str = "all_at_once", ground_truth: bool = False, conte
                  accuracy("agent_correct", "agent_accuracy"), accuracy("parsed", "parse_rate")],
         headline="step_accuracy",
         breakdowns=["dataset", "generator", "data_issues"],
-        reference_response=reference_response,
+        reference_answer=reference_answer,
     )

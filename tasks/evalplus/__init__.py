@@ -69,7 +69,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterator
 
-from harness import Dataset, InfraError, Sample, Score, Task, TaskState, generate, task
+from harness import Dataset, InfraError, Sample, Score, Task, TaskState, UsageError, generate, task
 from harness.scoring import PassAtK
 from harness.model import read_replay_jsonl
 from harness.model._builtin import ReplayRow, replay_format
@@ -262,13 +262,18 @@ RELEASES = {  # the full data: the release assets upstream's evalplus.data downl
 
 
 def _build(name: str, dataset: str, phases: list[str], bundled: Path, size: int, completion: bool,
-           min_time_limit: float, gt_time_limit_factor: float, timeout_per_task: float) -> Task:
+           min_time_limit: float, gt_time_limit_factor: float, timeout_per_task: float, agent: bool = False,
+           agent_turns: int = 20) -> Task:
     plus = "plus" in phases
     headline = "plus_pass@1" if plus else "base_pass@1"
     metrics = [PassAtK("plus_pass", "plus")] if plus else []
     metrics.append(PassAtK("base_pass", "base"))
 
-    def reference(sample: Sample) -> str:
+    if agent and completion:
+        raise UsageError("the agent variant is for chat models: it cannot be combined with completion=true")
+
+    def reference(state: TaskState) -> str:
+        sample = state.sample
         problem = json.loads(sample.files["problem.json"])
         if completion:
             return problem["canonical_solution"]
@@ -281,23 +286,33 @@ def _build(name: str, dataset: str, phases: list[str], bundled: Path, size: int,
         dataset=Dataset(to_samples=_problem_samples(completion), bundled=bundled, size=size,
                         license="Apache-2.0 (EvalPlus releases); HumanEval MIT, MBPP CC-BY-4.0", citation=CITATION,
                         extra={"data_source": RELEASES[dataset]}),
-        solver=generate(),
+        solver=_agent_solver(agent_turns) if agent else generate(),
         scorers=[EvalPlusScorer(dataset, phases, completion, min_time_limit, gt_time_limit_factor, timeout_per_task)],
         metrics=metrics,
         headline=headline,
         config={"temperature": 0.0, "stop": prompts.stop_strings(dataset)} if completion else {"temperature": 0.0},
         needs_sandbox=True,
         sandbox_limits={"memory_mb": 4096},  # EvalPlus's own default cap (EVALPLUS_MAX_MEMORY_BYTES, 4 GiB)
-        reference_response=reference,
+        reference_answer=reference,
         read_replay=_read_samples,
         on_finish=_untested_summary,
     )
+
+
+def _agent_solver(turns: int):
+    """The agentic variant: the model may run code with `python` in its own sandbox before it submits its
+    program, which is then scored exactly as a chat response is. The sandbox gets none of the sample's files:
+    problem.json holds the canonical solution and the tests."""
+    from harness.agent import AgentLimits, python, react
+
+    return react(tools=[python(timeout=60)], prompt=prompts.AGENT_SYSTEM, files=False, limits=AgentLimits(turns=turns))
 
 
 HUMANEVAL = DATA / "HumanEvalPlus-v0.1.10.first20.jsonl.gz"
 HUMANEVAL_MINI = DATA / "HumanEvalPlus-Mini-v0.1.10.first20.jsonl.gz"
 MBPP = DATA / "MbppPlus-v0.2.0.first20.jsonl.gz"
 VARIANTS = {"completion": {"completion": True}}
+AGENT_VARIANT = {"agent": {"agent": True}}
 
 
 @task("evalplus/humaneval", variants=VARIANTS)
@@ -308,12 +323,14 @@ def humaneval(completion: bool = False, min_time_limit: float = 4.0, gt_time_lim
                   gt_time_limit_factor, timeout_per_task)
 
 
-@task("evalplus/humaneval_plus", variants={**VARIANTS, "mini": {"mini": True}})
+@task("evalplus/humaneval_plus", variants={**VARIANTS, **AGENT_VARIANT, "mini": {"mini": True}})
 def humaneval_plus(completion: bool = False, mini: bool = False, min_time_limit: float = 4.0,
-                   gt_time_limit_factor: float = 4.0, timeout_per_task: float = 60.0) -> Task:
-    """HumanEval+ (base and plus inputs). mini: the bundled sample of HumanEval+-Mini (use --data for the full file)."""
+                   gt_time_limit_factor: float = 4.0, timeout_per_task: float = 60.0, agent: bool = False,
+                   agent_turns: int = 20) -> Task:
+    """HumanEval+ (base and plus inputs). mini: the bundled sample of HumanEval+-Mini (use --data for the full file).
+    agent: the model may run its code with a `python` tool (up to agent_turns turns) before it submits."""
     return _build("humaneval_plus", "humaneval", ["base", "plus"], HUMANEVAL_MINI if mini else HUMANEVAL, 164,
-                  completion, min_time_limit, gt_time_limit_factor, timeout_per_task)
+                  completion, min_time_limit, gt_time_limit_factor, timeout_per_task, agent, agent_turns)
 
 
 @task("evalplus/mbpp", variants=VARIANTS)
@@ -324,9 +341,10 @@ def mbpp(completion: bool = False, min_time_limit: float = 4.0, gt_time_limit_fa
                   timeout_per_task)
 
 
-@task("evalplus/mbpp_plus", variants=VARIANTS)
+@task("evalplus/mbpp_plus", variants={**VARIANTS, **AGENT_VARIANT})
 def mbpp_plus(completion: bool = False, min_time_limit: float = 4.0, gt_time_limit_factor: float = 4.0,
-              timeout_per_task: float = 60.0) -> Task:
-    """MBPP+ (base and plus inputs)."""
+              timeout_per_task: float = 60.0, agent: bool = False, agent_turns: int = 20) -> Task:
+    """MBPP+ (base and plus inputs). agent: the model may run its code with a `python` tool (up to agent_turns
+    turns) before it submits."""
     return _build("mbpp_plus", "mbpp", ["base", "plus"], MBPP, 378, completion, min_time_limit,
-                  gt_time_limit_factor, timeout_per_task)
+                  gt_time_limit_factor, timeout_per_task, agent, agent_turns)

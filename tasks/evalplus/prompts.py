@@ -11,6 +11,12 @@ EXTRA_EOS = {"humaneval": ["\ndef ", "\nclass ", "\nimport ", "\nfrom ", "\nasse
              "mbpp": ['\n"""', "\nassert"]}
 
 
+# the agentic variant's system prompt (ours: EvalPlus evaluates single responses); the user turn is the
+# chat prompt as upstream's, so the submitted program is read as a chat response is
+AGENT_SYSTEM = ("You can run Python code with the `python` tool to test your solution before you answer. When it is "
+                "ready, call `submit` with the complete solution in a ```python code block.")
+
+
 def task_prompt(prompt: str) -> str:
     """What every model continues or is shown: codegen strips the prompt and ends it with a newline."""
     return prompt.strip() + "\n"

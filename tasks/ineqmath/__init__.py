@@ -126,7 +126,6 @@ class IneqMathScorer:
                 values[agreement_key(criterion, len(judged))] = sum(v["passed"] for v in judged) / len(judged)
         answer = details["answer"][0]
         values["answer_random_choice"] = float(any(v.get("method") == "random_choice" for v in details["answer"]))
-        values["judge_unparsed"] = float(any(not v.get("parsed", True) for c in self.criteria for v in details[c]))
         if len(self.criteria) > 1:
             values["overall"] = float(all(values[c] for c in self.criteria))
         head = values.get("overall", values["answer"])
@@ -158,14 +157,13 @@ class IneqMathScorer:
                     "sentence": v.sentence, "detail": v.detail}
         text = await ask_judge(prompts.step_judge(criterion, sample.metadata["problem"], state.completion), False)
         v = await judge_steps(criterion, text, ctx.sandbox)
-        return {"judge": client.name, "passed": v.passed, "parsed": v.parsed, "checks": v.checks}
+        return {"judge": client.name, "passed": v.passed, "checks": v.checks}
 
 
 def _metrics(step_judges: bool) -> list:
     criteria = CRITERIA if step_judges else ["answer"]
     named = (["overall"] if step_judges else []) + criteria
     return [*[accuracy(c, c) for c in named], mean("answer_random_choice", "answer_random_choice"),
-            mean("judge_unparsed", "judge_unparsed"),
             *[Agreement(f"{c}_alpha", agreement_key(c, m), raters=m) for c in criteria for m in PANEL_SIZES]]
 
 
@@ -247,7 +245,7 @@ def ineqmath(split: str = "dev", max_tokens: int = 10000, reasoning: bool = Fals
         reference=REFERENCE,
         config=config,
         needs_sandbox=bool(step_judges and not hidden),
-        reference_response=lambda sample: f"The answer is {sample.target}.",
+        reference_answer=lambda state: f"The answer is {state.sample.target}.",
         read_replay=read_replay,
         judge_roles=roles,
         judges={r: m for r, m in proposed.items() if r in roles},

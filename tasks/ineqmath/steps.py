@@ -50,8 +50,9 @@ class CheckRun:
 
 @dataclass
 class StepVerdict:
+    """A judge that gives no verdict raises JudgeNoVerdict (the sample errors): a StepVerdict always has one."""
+
     passed: bool
-    parsed: bool  # the judge gave a verdict (one that gives none raises JudgeNoVerdict: the sample errors)
     checks: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -70,14 +71,14 @@ async def judge_steps(criterion: str, text: str, sandbox) -> StepVerdict:
         v = verdict(text)
         if v is None:  # the judge's failure, not the model's: the sample errors, never fails this criterion
             raise JudgeNoVerdict(criterion, "no <Answer>: True/False", text)
-        return StepVerdict(v, True)
+        return StepVerdict(v)
     checks = code_checks(text)
     if not checks:
         # no numerically verifiable expression: nothing can be wrong, unless the judge says otherwise
         v = verdict(text)
-        return StepVerdict(v is not False, True)
+        return StepVerdict(v is not False)
     if sandbox is None:
         raise RuntimeError("the numerical-computation judge needs a sandbox (the task sets needs_sandbox)")
     runs = [await run_check(sandbox, code) for code in checks]
-    return StepVerdict(all(r.passed for r in runs), True,
+    return StepVerdict(all(r.passed for r in runs),
                        [{"code": c, **r.__dict__} for c, r in zip(checks, runs)])

@@ -19,6 +19,11 @@ Long trajectories: a prompt over the model's context (-T context_tokens, default
 -T chars_per_token=4 characters per token) errors the sample with that reason; the `truncate` variants clip the
 longest step contents to fit instead.
 
+The harness's own runs: `harness export RUN --format who_and_when --out FILE.jsonl` writes a run's scored samples as
+cases (harness/cli/_export.py) that `--data FILE.jsonl` loads, in the subset "harness" (whatever -T subset says).
+They carry no human fault label: such a case is an invalid sample saying so (stored as errored, never scored) until
+its mistake_agent and mistake_step are filled in.
+
 The AEGIS paper's table (tasks/aegis) also scores models on Who&When, but as set-F1 over its own conversion of the
 cases; those figures are not comparable with these accuracies and are not listed as references here.
 """
@@ -33,9 +38,10 @@ from typing import Any, Iterator
 from harness import ContextBudget, Dataset, Sample, Task, UsageError, accuracy, task
 from harness.tasks._multiagent import records
 from harness.tasks._multiagent.scoring import TOLERANCES
-from harness.tasks._multiagent.solvers import METHODS, AttributionScorer, Attribute, reference_response
+from harness.tasks._multiagent.solvers import METHODS, AttributionScorer, Attribute, reference_answer
 
 SUBSETS = ("Algorithm-Generated", "Hand-Crafted")
+EXPORTED = "harness"  # the subset of cases `harness export RUN --format who_and_when` writes (harness/cli/_export.py)
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
@@ -45,6 +51,8 @@ def length_bucket(steps: int) -> str:
 
 
 def _subset(record: dict[str, Any], config: str | None) -> str:
+    if isinstance(record.get("harness"), dict):
+        return EXPORTED
     if config:
         return config
     named = [f for f in record.get("_folders", []) if f in SUBSETS]
@@ -56,6 +64,11 @@ def _subset(record: dict[str, Any], config: str | None) -> str:
 def _samples(subsets: tuple[str, ...], show_answer: bool):
     def to_samples(record: dict[str, Any], config: str | None) -> Iterator[Sample]:
         subset = _subset(record, config)
+        if subset == EXPORTED:
+            # the harness's own runs (`--data FILE` only): taken whatever -T subset says, as no upstream subset
+            # holds them; without a human fault label they are invalid samples that say so
+            yield _exported_sample(record, show_answer)
+            return
         if subset not in subsets:
             return
         if "_file" in record:
@@ -73,6 +86,19 @@ def _samples(subsets: tuple[str, ...], show_answer: bool):
         }, show_answer=show_answer)
 
     return to_samples
+
+
+def _exported_sample(record: dict[str, Any], show_answer: bool) -> Sample:
+    origin = record["harness"]
+    variant = origin.get("variant")
+    task_name = origin["task"] if variant in (None, "default") else f"{origin['task']}@{variant}"
+    sample_id = f"{EXPORTED}/{origin['run']}/{task_name}/{origin['sample_id']}/{origin['epoch']}"
+    invalid = None if records.labelled(record) else (
+        f"no fault label: the case was exported from harness run {origin['run']} without one; fill in its "
+        f"mistake_agent and mistake_step, a 0-based index into history, to score it")
+    return records.case_sample(record, sample_id, {
+        "subset": EXPORTED, "benchmark": task_name, "level": None, "length": length_bucket(len(record["history"])),
+    }, show_answer=show_answer, invalid=invalid)
 
 
 VARIANTS = {
@@ -119,5 +145,5 @@ def who_and_when(method: str = "all_at_once", ground_truth: bool = True, subset:
                  accuracy("parsed", "parse_rate")],
         headline="agent_accuracy",
         breakdowns=["subset", "benchmark", "level", "length"],
-        reference_response=reference_response,
+        reference_answer=reference_answer,
     )

@@ -1,12 +1,11 @@
 """Runs made in the test with scripted models, and a small HTML reader for the built pages."""
 from __future__ import annotations
 
-import asyncio
 from html.parser import HTMLParser
 
 import pytest
 
-from harness._runner import EvalPlan, Runner, TaskRef
+import harness
 from harness.model import MockModel
 from harness.store import Store
 
@@ -26,11 +25,10 @@ def make_run():
     def make(url: str, name: str, respond, *, task: str = "cipherbank", variant: str = "default",
              limit: int | None = None) -> str:
         store = Store(url)
-        runner = Runner(EvalPlan(model=name, tasks=[TaskRef(task, variant)], data="bundled", limit=limit), store,
-                        model=MockModel(respond, name=name))
-        asyncio.run(runner.run())
+        run_id = harness.eval(f"{task}@{variant}", MockModel(respond, name=name), db=store, data="bundled",
+                              limit=limit).run_id
         store.close()
-        return runner.run_id
+        return run_id
 
     return make
 

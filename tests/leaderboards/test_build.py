@@ -319,13 +319,11 @@ def test_worker_processes_render_the_same_pages(db_url, make_run, tmp_path):
 
 
 def test_suite_page_merges_the_papers_numbers_by_model_and_setting(db_url, tmp_path):
-    import asyncio
-
-    from harness._runner import EvalPlan, Runner, TaskRef
+    import harness
     from harness.tasks.aegis import _COLUMNS, _TABLE
 
     store = Store(db_url)
-    asyncio.run(Runner(EvalPlan(model="reference", tasks=[TaskRef("aegis")], data="bundled"), store).run())
+    harness.eval("aegis", "reference", db=store, data="bundled")
     build(store, tmp_path)
     page = Page((tmp_path / "suites" / "aegis.html").read_text())
     (overall,) = page.find("table", id="overall")

@@ -10,36 +10,6 @@ LIMITS = SandboxLimits(timeout_s=5, memory_mb=512, pids=64, cpus=1.0, output_byt
 SECRETS = {"HARNESS_TEST_SECRET": "hts-7f3a9c-do-not-leak", "OPENAI_API_KEY": "sk-test-9d8e7f-do-not-leak"}
 
 
-def _docker_reason() -> str | None:
-    from harness.sandboxes import _image
-
-    ok, err = _image.docker_available()
-    return None if ok else f"no Docker daemon reachable ({err})"
-
-
-def _bwrap_reason() -> str | None:
-    from harness.sandboxes._bwrap import bwrap_status
-
-    st = bwrap_status()
-    return None if st["ok"] else st["error"]
-
-
-BACKENDS = [
-    pytest.param("docker", marks=pytest.mark.docker, id="docker"),
-    pytest.param("bwrap", marks=pytest.mark.bwrap, id="bwrap"),
-]
-
-
-@pytest.fixture(params=BACKENDS)
-def kind(request) -> str:
-    reason = {"docker": _docker_reason, "bwrap": _bwrap_reason}[request.param]()
-    if reason:
-        if os.environ.get("CI"):  # CI installs both backends: a missing one is a failure there, not a skip
-            pytest.fail(f"{request.param} backend unavailable in CI: {reason}")
-        pytest.skip(reason)
-    return request.param
-
-
 @pytest.fixture
 def secrets_in_env(monkeypatch):
     for k, v in SECRETS.items():

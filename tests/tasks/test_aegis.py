@@ -2,14 +2,13 @@
 (including where upstream's scorer differs), the reference model, and the context check."""
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
 import pytest
 
-from harness import Fault, FaultLabel, Step, Trajectory, get_task
-from harness._runner import EvalPlan, Runner, TaskRef, compute_metrics
+import harness
+from harness import Fault, FaultLabel, Step, TaskRef, Trajectory, compute_metrics, get_task
 from harness.store import Store
 from harness.tasks.aegis import scoring
 
@@ -27,8 +26,7 @@ def loaded():
 
 def run(db_url: str, model: str, variant: str = "default", args: dict | None = None):
     store = Store(db_url)
-    run_id = asyncio.run(Runner(EvalPlan(model=model, tasks=[TaskRef("aegis", variant, args or {})], data="bundled"),
-                                store).run())
+    run_id = harness.eval(TaskRef("aegis", variant, args or {}), model, db=store, data="bundled").run_id
     rt = store.run_tasks(run_id)[0]
     return rt["metrics"], {r["sample_id"]: r for r in store.samples(rt["id"])}
 

@@ -1,13 +1,12 @@
 """CipherBank: extraction and scoring against hand-checked cases, the official prompt, and end-to-end numbers."""
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
 
+import harness
 from harness import get_task
-from harness._runner import EvalPlan, Runner, TaskRef
 from harness.model import MockModel
 from harness.store import Store
 from harness.tasks.cipherbank import CIPHERS, prompts, scoring
@@ -82,8 +81,7 @@ def test_bundled_sample_has_every_cipher_and_domain():
 
 def _run(tmp_path, model, **plan_kw) -> tuple[Store, str]:
     store = Store(f"sqlite:///{tmp_path / 'h.db'}")
-    plan = EvalPlan(model="mock", tasks=[TaskRef("cipherbank")], data="bundled", **plan_kw)
-    run_id = asyncio.run(Runner(plan, store, model=model).run())
+    run_id = harness.eval("cipherbank", model, db=store, data="bundled", **plan_kw).run_id
     return store, run_id
 
 

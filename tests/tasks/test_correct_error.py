@@ -2,14 +2,13 @@
 HAND-WRITTEN FIXTURE records in the published schema, written below; they are not benchmark data."""
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
 import pytest
 
+import harness
 from harness import get_task
-from harness._runner import EvalPlan, Runner, TaskRef
 from harness.store import Store
 from harness.tasks.correct_error import data_issues
 
@@ -46,7 +45,7 @@ def jsonl(tmp_path) -> Path:
 
 def run(db_url: str, data: str, variant: str = "default", model: str = "reference"):
     store = Store(db_url)
-    run_id = asyncio.run(Runner(EvalPlan(model=model, tasks=[TaskRef("correct_error", variant)], data=data), store).run())
+    run_id = harness.eval(f"correct_error@{variant}", model, db=store, data=data).run_id
     rt = store.run_tasks(run_id)[0]
     return rt["metrics"], {r["sample_id"]: r for r in store.samples(rt["id"])}
 

@@ -4,7 +4,6 @@ EvalPlus samples tested verbatim end to end (bwrap) with bad replay files refuse
 from __future__ import annotations
 
 import ast
-import asyncio
 import gzip
 import json
 import subprocess
@@ -281,7 +280,7 @@ def test_replayed_samples_run_verbatim_end_to_end(tmp_path, monkeypatch):
     `solution` passes."""
     if reason := _bwrap_ok():
         pytest.fail(f"bwrap is needed: {reason}")
-    from harness._runner import EvalPlan, Runner, TaskRef
+    import harness
     from harness.store import Store
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
@@ -295,9 +294,8 @@ def test_replayed_samples_run_verbatim_end_to_end(tmp_path, monkeypatch):
         {"task_id": "HumanEval/0", "solution": program},
     ]) + "\n")
     store = Store(f"sqlite:///{tmp_path / 'h.db'}")
-    plan = EvalPlan(model=f"replay:{replay}", tasks=[TaskRef("evalplus/humaneval_plus")], data="bundled",
-                    sample_ids=["HumanEval/0"], epochs=4, sandbox="bwrap")
-    run_id = asyncio.run(Runner(plan, store).run())
+    run_id = harness.eval("evalplus/humaneval_plus", f"replay:{replay}", db=store, data="bundled",
+                          sample_ids=["HumanEval/0"], epochs=4, sandbox="bwrap").run_id
     rows = {r["epoch"]: r for r in store.samples(store.run_tasks(run_id)[0]["id"])}
     assert {e: (r["status"], r["score"]) for e, r in rows.items()} == {
         0: ("scored", 0.0), 1: ("scored", 0.0), 2: ("scored", 1.0), 3: ("scored", 1.0)}

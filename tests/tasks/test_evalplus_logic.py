@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import UsageError, get_task
-from harness._runner import compute_metrics
+from harness import TaskState, UsageError, get_task
+from harness import compute_metrics
 from harness.scoring import PassAtK, pass_at_k
 from harness.tasks.evalplus import _read_samples, prompts
 from harness.tasks.evalplus.driver import Opaque, decode, encode
@@ -201,7 +201,7 @@ def test_completion_variant_sends_stops_and_rebuilds_the_program():
     sample = next(task.dataset.open("bundled")[1])
     assert sample.input == prompts.task_prompt(json.loads(sample.files["problem.json"])["prompt"])
     scorer = task.scorers[0]
-    code = scorer.solution(task.reference_response(sample) + "\n\ndef extra():\n    return 1\n",
+    code = scorer.solution(task.reference_answer(TaskState(sample, 0)) + "\n\ndef extra():\n    return 1\n",
                            json.loads(sample.files["problem.json"]))
     assert "def has_close_elements" in code and "extra" not in code
 
@@ -233,15 +233,12 @@ def test_bundled_data_is_the_upstream_first_20():
 
 
 def test_evalplus_runs_under_its_own_memory_cap_and_the_run_records_it(tmp_path):
-    import asyncio
-
-    from harness._runner import EvalPlan, Runner, TaskRef
+    import harness
     from harness.store import Store
 
     store = Store(f"sqlite:///{tmp_path / 'h.db'}")
-    plan = EvalPlan(model="reference", tasks=[TaskRef("evalplus/humaneval_plus"), TaskRef("cipherbank")],
-                    data="bundled", limit=2, sandbox="bwrap")
-    run_id = asyncio.run(Runner(plan, store).run())
+    run_id = harness.eval(["evalplus/humaneval_plus", "cipherbank"], "reference", db=store, data="bundled", limit=2,
+                          sandbox="bwrap").run_id
     sandbox = store.get_run(run_id)["environment"]["sandbox"]
     assert list(sandbox) == ["evalplus/humaneval_plus"]  # only the task that executes code gets a sandbox
     assert sandbox["evalplus/humaneval_plus"]["limits"]["memory_mb"] == 4096

@@ -3,7 +3,7 @@ responses, the whole pipeline with scripted judges (numbers that follow from the
 numerical-computation judge, the test-split submission file, and `harness rescore`."""
 from __future__ import annotations
 
-import asyncio
+import dataclasses
 import json
 import re
 import time
@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+import harness
 from harness import UsageError, get_task
-from harness._runner import EvalPlan, Runner, TaskRef
 from harness.judge import JudgeNoVerdict
-from harness.model import MockModel
+from harness.model import MockModel, get_model, modelapi
 from harness.store import Store
 from harness.tasks.ineqmath import prompts, read_replay
 from harness.tasks.ineqmath.answer import judge_answer, locate_answer, relation_by_rules
@@ -217,21 +217,21 @@ def scripted_judge(sample, messages) -> str:
     return f"<Analysis>: scripted\n<Answer>: {not (criterion == 'logical_gap' and sample.id == '53')}"
 
 
-def _runner(db_url, task="ineqmath", data="bundled", judge=None, **plan) -> tuple[Runner, Store]:
-    name, _, variant = task.partition("@")
-    store = Store(db_url)
-    plan = EvalPlan(model=f"replay:{RESULTS}", tasks=[TaskRef(name, variant or "default")], data=data,
-                    judges={"default": "mock"}, sandbox=_sandbox_kind() or "auto", **plan)
-    runner = Runner(plan, store)
-    runner.judges.clear()
-    runner.judges["default"] = judge or MockModel(scripted_judge, name="scripted")
-    return runner, store
+@modelapi("scripted", usage="scripted")  # `--judge-model scripted` names the scripted judge
+def _scripted(name, *, base_url, args, db_url):
+    return MockModel(scripted_judge, name="scripted")
+
+
+def _options(task="ineqmath", data="bundled", **options) -> dict:
+    """harness.eval's arguments for a replay of the bundled results judged by the scripted judge."""
+    return dict(tasks=task, model=f"replay:{RESULTS}", data=data, judges={"default": get_model("scripted")},
+                sandbox=_sandbox_kind() or "auto", **options)
 
 
 @needs_sandbox
 async def test_scripted_judges_give_the_numbers_the_script_implies(db_url):
-    runner, store = _runner(db_url)
-    run_id = await runner.run()
+    store = Store(db_url)
+    run_id = (await harness.eval_async(**_options(), db=store)).run_id
     metrics = store.run_tasks(run_id)[0]["metrics"]
     overall, by = metrics["overall"], metrics["by"]["type"]
     # answers: bound only sample 48 (C=11 both); relation 53, 56, 75, 91 (hand-checked above)
@@ -264,17 +264,12 @@ async def test_scripted_judges_give_the_numbers_the_script_implies(db_url):
 
 @needs_sandbox
 def test_rescore_makes_a_new_run_and_reuses_cached_judge_answers(db_url, monkeypatch):
-    runner, store = _runner(db_url, task="ineqmath@answer_only")
-    source = asyncio.run(runner.run())
+    store = Store(db_url)
+    source = harness.eval(**_options(task="ineqmath@answer_only"), db=store).run_id
     before = store.samples(store.run_tasks(source)[0]["id"])
 
-    from harness import _runner as runner_mod
     from harness.cli._app import app
 
-    real_get_model = runner_mod.get_model
-    monkeypatch.setattr(runner_mod, "get_model",  # `--judge-model scripted` names the scripted judge
-                        lambda spec, **kw: MockModel(scripted_judge, name="scripted") if spec == "scripted"
-                        else real_get_model(spec, **kw))
     result = CliRunner().invoke(app, ["rescore", source, "--judge-model", "scripted", "--db", db_url, "--json"])
     assert result.exit_code == 0, result.output
     new_id = json.loads(result.stdout[result.stdout.index("{"):])["run"]["id"]
@@ -297,24 +292,37 @@ def test_rescore_makes_a_new_run_and_reuses_cached_judge_answers(db_url, monkeyp
 
 def test_a_missing_judge_fails_before_any_work(sqlite_url):
     store = Store(sqlite_url)
-    plan = EvalPlan(model=f"replay:{RESULTS}", tasks=[TaskRef("ineqmath")], data="bundled",
-                    judges={"toy_case": "mock"})
     with pytest.raises(UsageError, match="answer, logical_gap"):
-        Runner(plan, store)
+        harness.eval("ineqmath", f"replay:{RESULTS}", db=store, data="bundled", judges={"toy_case": "mock"})
     assert store.list_runs() == []
 
 
+class StopsAtCheck(MockModel):
+    """The evaluated model of a run that must end before any work: the run's judges are built by then."""
+
+    async def check(self) -> None:
+        raise UsageError("stopped at the model's check")
+
+
 def test_paper_judges_variant_proposes_the_papers_backends(sqlite_url, monkeypatch):
+    from harness.model import _registry
+
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-    runner = Runner(EvalPlan(model="mock", tasks=[TaskRef("ineqmath", "paper_judges")], data="bundled"),
-                    Store(sqlite_url))
-    assert {r: j.name for r, j in runner.judges.items()} == {
-        "answer": "openai/gpt-4o-mini", "toy_case": "openai/o4-mini", "logical_gap": "openai/o4-mini",
-        "numerical_approximation": "openai/o1", "numerical_computation": "openai/gpt-4.1-mini"}
+    built: list[str] = []
+    openai = _registry._APIS["openai"]
+    monkeypatch.setitem(_registry._APIS, "openai", dataclasses.replace(  # the openai provider, noting what it builds
+        openai, factory=lambda name, **kw: built.append(f"openai/{name}") or openai.factory(name, **kw)))
+    proposed = {"answer": "openai/gpt-4o-mini", "toy_case": "openai/o4-mini", "logical_gap": "openai/o4-mini",
+                "numerical_approximation": "openai/o1", "numerical_computation": "openai/gpt-4.1-mini"}
+    assert get_task("ineqmath").build("paper_judges").judges == proposed
+    with pytest.raises(UsageError, match="stopped at the model's check"):
+        harness.eval("ineqmath@paper_judges", StopsAtCheck(), db=sqlite_url, data="bundled")
+    assert built == list(proposed.values())  # the run made one judge per proposed role
     # a bare --judge-model is for every judge: it replaces the proposal
-    runner = Runner(EvalPlan(model="mock", tasks=[TaskRef("ineqmath", "paper_judges")], data="bundled",
-                             judges={"default": "mock"}), Store(sqlite_url))
-    assert list(runner.judges) == ["default"]
+    built.clear()
+    with pytest.raises(UsageError, match="stopped at the model's check"):
+        harness.eval("ineqmath@paper_judges", StopsAtCheck(), db=sqlite_url, data="bundled", judges={"default": "mock"})
+    assert built == []
 
 
 def test_token_budget_and_decoding_settings_per_variant():
@@ -329,10 +337,14 @@ def test_token_budget_and_decoding_settings_per_variant():
 async def test_test_split_writes_the_submission_file(tmp_path, capsys):
     db = f"sqlite:///{tmp_path / 'h.db'}"
     store = Store(db)
-    plan = EvalPlan(model="openai/some-model", tasks=[TaskRef("ineqmath", "test", {"max_tokens": 30000})], data="bundled")
-    runner = Runner(plan, store, model=MockModel(lambda s, m: f"response to {s.id}", name="openai/some-model"))
-    assert runner.judges == {} and runner.sandboxes == {}  # nothing is judged on the hidden split
-    run_id = await runner.run()
+    model = MockModel(lambda s, m: f"response to {s.id}", name="openai/some-model")
+    run_id = (await harness.eval_async("ineqmath@test", model, db=store, data="bundled",
+                                       task_args={"max_tokens": 30000})).run_id
+    # nothing is judged on the hidden split, and no sandbox is made
+    assert "sandbox" not in store.get_run(run_id)["environment"]
+    with store.engine.connect() as conn:
+        from sqlalchemy import text
+        assert conn.execute(text("select count(*) from calls where kind = 'judge'")).scalar() == 0
     out = tmp_path / f"ineqmath_test_some-model_tokens_30000_{run_id}.json"
     records = json.loads(out.read_text())
     source = json.loads((DATA / "test.json").read_text())

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import Fault, FaultLabel, SolveContext, Step, TaskState, Trajectory, get_task
-from harness._runner import EvalPlan, Runner, TaskRef
+import harness
+from harness import Fault, FaultLabel, SolveContext, Step, TaskRef, TaskState, Trajectory, get_task
 from harness.model import MockModel, ReferenceModel
 from harness.store import Store
 from harness.tasks._multiagent import scoring
@@ -27,8 +27,7 @@ def samples(**args):
 
 def run(db_url: str, model: str, variant: str = "default", args: dict | None = None, data: str = "bundled"):
     store = Store(db_url)
-    runner = Runner(EvalPlan(model=model, tasks=[TaskRef("who_and_when", variant, args or {})], data=data), store)
-    run_id = asyncio.run(runner.run())
+    run_id = harness.eval(TaskRef("who_and_when", variant, args or {}), model, db=store, data=data).run_id
     rt = store.run_tasks(run_id)[0]
     return rt["metrics"], {r["sample_id"]: r for r in store.samples(rt["id"])}
 
@@ -65,9 +64,16 @@ class Recorder(ReferenceModel):
     def __init__(self):
         self.prompts: list[str] = []
 
-    async def generate(self, messages, config, **kw):
-        self.prompts.append("\n".join(m["content"] for m in messages))
-        return await super().generate(messages, config, **kw)
+    def bind(self, state, task):
+        bound = super().bind(state, task)
+        answer = bound._answer
+
+        def recording(messages, tools):
+            self.prompts.append("\n".join(m.text for m in messages))
+            return answer(messages, tools)
+
+        bound._answer = recording
+        return bound
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -77,8 +83,9 @@ def test_no_label_reaches_any_prompt(method, ground_truth):
     for sample in loaded:
         record = json.loads((DATA / f"{sample.id}.json").read_text())
         model = Recorder()
-        ctx = SolveContext(model=model, config={}, task=task)
-        asyncio.run(task.solver(TaskState(sample=sample, epoch=0), ctx))
+        state = TaskState(sample=sample, epoch=0)
+        ctx = SolveContext(model=model.bind(state, task), config={}, task=task)
+        asyncio.run(task.solver(state, ctx))
         assert model.prompts
         for prompt in model.prompts:
             for key in ("mistake_agent", "mistake_step", "mistake_reason", "mistake_type", "is_correct",
