@@ -42,5 +42,5 @@ fi
 "$PY" -m harness.sandboxes status
 # GeoJSEval's pinned JavaScript libraries on the host (npm ci from the committed lock; cached by its hash)
 if command -v npm >/dev/null; then
-    "$PY" -m harness.tasks.geojseval.libs >/dev/null
+    "$PY" -c 'from harness.tasks.geojseval.libs import main; main()' >/dev/null
 fi

@@ -56,22 +56,15 @@ class ServerProcess:
     async def wait_healthy(self, session, url: str, timeout: float) -> None:
         """Poll `url` until it answers 200; a server that exits first or is not healthy by the deadline is a
         UsageError naming its last log lines."""
-        import aiohttp
-
         assert self.process is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def exited() -> None:
             if self.process.poll() is not None:
                 raise self._failure(f"exited with code {self.process.returncode} before it was ready")
-            try:
-                async with session.get(url, timeout=aiohttp.ClientTimeout(total=5)) as r:
-                    if r.status == 200:
-                        return
-            except (aiohttp.ClientError, asyncio.TimeoutError):
-                pass
-            await asyncio.sleep(0.5)
-        await self.stop()
-        raise self._failure(f"was not healthy after {timeout:.0f} s")
+
+        if not await poll_healthy(session, url, timeout, exited):
+            await self.stop()
+            raise self._failure(f"was not healthy after {timeout:.0f} s")
 
     async def stop(self, grace_s: float = 60) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -84,3 +77,21 @@ class ServerProcess:
             await asyncio.to_thread(self.process.wait)
         except ProcessLookupError:
             pass
+
+
+async def poll_healthy(session, url: str, timeout: float, check=lambda: None) -> bool:
+    """Poll `url` every half second until it answers 200 (True) or `timeout` passes (False); `check()` runs
+    before each poll and may raise to stop early (a server that died)."""
+    import aiohttp
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        check()
+        try:
+            async with session.get(url, timeout=aiohttp.ClientTimeout(total=5)) as r:
+                if r.status == 200:
+                    return True
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            pass
+        await asyncio.sleep(0.5)
+    return False

@@ -92,22 +92,11 @@ class NodeShare:
 
 async def wait_shared(session, url: str, timeout: float, what: str) -> None:
     """Wait for a server another worker of this node started (or is starting) to answer `url` with 200."""
-    import asyncio
-    import time
-
-    import aiohttp
-
     from harness._registry import UsageError
+    from harness.model._managed import poll_healthy
 
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            async with session.get(url, timeout=aiohttp.ClientTimeout(total=5)) as r:
-                if r.status == 200:
-                    return
-        except (aiohttp.ClientError, asyncio.TimeoutError):
-            pass
-        await asyncio.sleep(0.5)
+    if await poll_healthy(session, url, timeout):
+        return
     raise UsageError(f"{what}, shared by the workers of this node, was not healthy after {timeout:.0f} s")
 
 

@@ -4,7 +4,7 @@
 lock). On the host, `npm ci --ignore-scripts` installs it once into `$XDG_CACHE_HOME/harness/geojseval-js/
 <hash of the lock>/` (npm checks every tarball's integrity hash); the three UMD bundles the runner needs
 are read from there and sent to the sandbox with each job, so Docker and bwrap run the same bytes and the
-sandbox needs only `node`. `python -m harness.tasks.geojseval.libs` installs it ahead of a run (CI does).
+sandbox needs only `node`. `libs.main()` installs it ahead of a run (CI does).
 The browser runner gets Leaflet's or OpenLayers' dist files (served to the page from memory) and the files
 of puppeteer-core that Node loads with it (found by loading it once on the host), written out by the driver.
 """
@@ -125,7 +125,8 @@ def puppeteer_files() -> dict[str, str]:
     return {rel: (modules / rel).read_text(encoding="utf-8") for rel in json.loads(listing.read_text())}
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """Install the libraries now (CI's set-up): prints where, or exits with the reason."""
     try:
         print(ensure_installed())
     except LibraryError as e:
