@@ -105,7 +105,7 @@ def _run_child(payload, cases, budget):
     job = {"libs": payload["libs"], "code": payload["code"], "function": payload["function"],
            "cases": [{k: c[k] for k in ("index", "params", "eval_methods") if k in c} for c in cases],
            "result_fd": w, "jsts_geometry": payload["jsts_geometry"], "marker": payload["marker"],
-           "token": secrets.token_hex(16), **payload.get("browser", {})}
+           "token": secrets.token_hex(16), "heap_mb": payload["heap_mb"], **payload.get("browser", {})}
     if "browser" in payload:  # a fresh profile per Chromium: a killed one leaves its lock behind
         job["profile"] = tempfile.mkdtemp(prefix="geojseval-chromium-")
     try:

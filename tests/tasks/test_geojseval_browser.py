@@ -76,9 +76,17 @@ async def _score(task, sample, response, sandbox):
 
 
 def _browsers() -> list[str]:
-    """Chromium processes started by the runner (their profile directory names them), on this host."""
-    r = subprocess.run(["pgrep", "-af", "user-data-dir=/tmp/geojseval-chromium-"], capture_output=True, text=True)
-    return [line for line in r.stdout.splitlines() if "pgrep" not in line]
+    """Chromium processes started by the runner (their profile directory names them) still on this host a few
+    seconds on: a killed process group's renderers take a moment to be gone, one that stays is a leak."""
+    import time
+
+    for _ in range(50):
+        r = subprocess.run(["pgrep", "-af", "user-data-dir=/tmp/geojseval-chromium-"], capture_output=True, text=True)
+        left = [line for line in r.stdout.splitlines() if "pgrep" not in line]
+        if not left:
+            return []
+        time.sleep(0.1)
+    return left
 
 
 @pytest.mark.parametrize("library, functions", [("leaflet", {"leaflet/addCircle": 2, "leaflet/fitToBounds": 1}),
