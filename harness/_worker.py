@@ -29,6 +29,9 @@ MAX_ATTEMPTS = 3  # claims of one item before it is stored as errored (its worke
 BATCH = 16  # items claimed per transaction at most: small, so that the last items spread over the workers
 CLAIM_PAUSE_S = 0.02  # after a slot frees, wait this long for more to free: one claim refills several
 STOP_GRACE_S = 10.0  # on SIGTERM / Ctrl-C: how long items in flight may take to finish before they are released
+EXECUTORS = ("local", "slurm")
+FLAGS = {"workers": "--workers", "partition": "--partition", "time": "--time", "gpus": "--gpus",
+         "account": "--account", "sbatch_lines": "--sbatch-line", "lease": "--lease"}
 
 
 def worker_name() -> str:
@@ -82,13 +85,30 @@ class SlurmExecutor:
 
     def submit(self, runner: Any) -> None:
         """Write the job script, `sbatch` it, and store it and the job id with the run."""
-        run_id, store = runner.run_id, runner.store
+        text = self.script(runner.run_id)
+        info = {"kind": "slurm", "workers": self.workers, "lease_s": self.lease_s, "max_attempts": self.max_attempts,
+                "script": text, "job_id": None}
+        self._sbatch(runner.store, runner.run_id, text, info)
+
+    def resubmit(self, store: Any, run_id: str) -> None:
+        """Submit a queued run's stored job script again (its job ended with items left: workers killed, a time
+        limit hit); the new workers continue the queue where the old ones left it."""
+        info = dict(store.get_run(run_id)["executor"])
+        self.workers = int(info["workers"])
+        # a run whose first submission was refused (or whose workers stopped it) is the workers' again; set before
+        # sbatch, as the new job may finish the run before sbatch returns
+        store.set_run_status(run_id, "running", lease_owner=None, heartbeat_at=None, finished_at=None)
+        try:
+            self._sbatch(store, run_id, info["script"], info)
+        except BaseException:
+            store.set_run_status(run_id, "interrupted")
+            raise
+
+    def _sbatch(self, store: Any, run_id: str, text: str, info: dict[str, Any]) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        text = self.script(run_id)
         path = self.log_dir / f"{run_id}.sbatch"
         path.write_text(text)
-        info = {"kind": "slurm", "workers": self.workers, "lease_s": self.lease_s, "max_attempts": self.max_attempts,
-                "script": text, "script_path": str(path.resolve()), "job_id": None}
+        info = {**info, "script_path": str(path.resolve())}
         store.set_executor(run_id, info)
         env = {**os.environ, "HARNESS_DB_URL": store.url}
         try:
@@ -104,6 +124,42 @@ class SlurmExecutor:
             raise UsageError(f"sbatch refused the job: {reason}")
         self.job_id = out.stdout.strip().split(";")[0]
         store.set_executor(run_id, {**info, "job_id": self.job_id})
+
+
+def slurm_executor(executor: str, *, workers: int | None = None, partition: str | None = None,
+                   time: str | None = None, gpus: int | None = None, account: str | None = None,
+                   sbatch_lines: list[str] | None = None, lease: float | None = None, db_url: str,
+                   names: dict[str, str] | None = None, only_with: str = "--executor slurm"
+                   ) -> SlurmExecutor | None:
+    """What `harness eval` and `harness nightly` hand the runner: None for executor local (the options only Slurm
+    reads are then refused), a SlurmExecutor for slurm (which needs a PostgreSQL store). `names` and `only_with`
+    say how the caller spells the options and the executor in errors (the CLI's flags by default)."""
+    from harness.store._store import SQLITE_NO_QUEUE
+
+    if executor not in EXECUTORS:
+        raise UsageError(f"--executor {executor!r} is not an executor; use one of: {', '.join(EXECUTORS)}")
+    slurm_only = {"workers": workers, "partition": partition, "time": time, "gpus": gpus, "account": account,
+                  "sbatch_lines": sbatch_lines, "lease": lease}
+    if executor == "local":
+        given = [(names or FLAGS)[key] for key, value in slurm_only.items() if value]
+        if given:
+            raise UsageError(f"{', '.join(given)} only apply to {only_with}")
+        return None
+    if db_url.startswith("sqlite"):
+        raise UsageError(SQLITE_NO_QUEUE)
+    return SlurmExecutor(workers=workers or 1, partition=partition, time=time, gpus=gpus, account=account,
+                         sbatch_lines=list(sbatch_lines or []), lease_s=lease or LEASE_S)
+
+
+def job_active(job_id: str) -> bool:
+    """Whether Slurm still has any task of the job pending or running (squeue forgets a job soon after it ends)."""
+    try:
+        out = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True, timeout=60)
+    except FileNotFoundError:
+        raise UsageError("squeue not found: following a Slurm job needs Slurm's client commands here") from None
+    except subprocess.TimeoutExpired:
+        return True  # slurmctld busy: the job is not known to be gone
+    return out.returncode == 0 and bool(out.stdout.strip())
 
 
 @dataclass
@@ -239,6 +295,8 @@ async def work(run_id: str, store: Any, *, name: str | None = None, batch: int =
         for client in [runner.model, *runner.judges.values()]:
             await client.aclose()
         raise
+    if (facts := runner.model.info().get("server")) is not None:  # a managed server: what this node's one is
+        await db(record_server, store, run_id, socket.gethostname(), facts)
     await db(store.register_worker, run_id, report.name)
     writer = asyncio.create_task(write())
     writer.add_done_callback(done_callback(-1))  # a writer that fails (the database went away) stops the worker
@@ -314,6 +372,23 @@ async def work(run_id: str, store: Any, *, name: str | None = None, batch: int =
                              f"gave its items back to the queue") from None
         raise e
     return report
+
+
+def record_server(store: Any, run_id: str, node: str, facts: dict[str, Any]) -> None:
+    """Add what a node's managed model server is (version, argv, environment, weights, GPUs or CPU) to the run's
+    model_info under servers[node]; the first worker of the node records it. The run row is locked for the
+    read-modify-write, as workers of several nodes record at once."""
+    from sqlalchemy import select, update
+
+    from harness.store import Run
+
+    with store.engine.begin() as conn:
+        info = conn.execute(select(Run.model_info).where(Run.id == run_id).with_for_update()).scalar_one() or {}
+        servers = dict(info.get("servers") or {})
+        if node in servers:
+            return
+        conn.execute(update(Run).where(Run.id == run_id)
+                     .values(model_info={**info, "servers": {**servers, node: facts}}))
 
 
 def _finish(store: Any, runner: Any, run_id: str, worker: str, tasks: dict[int, Any],

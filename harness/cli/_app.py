@@ -138,7 +138,8 @@ def eval_(
     bar = (not as_json and sys.stderr.isatty()) or os.environ.get("HARNESS_PROGRESS") == "1"
     progress = Progress("off" if quiet else "bar" if bar else "lines")
     started: list[str] = []
-    from harness.cli._worker import print_submitted, slurm_executor
+    from harness._worker import slurm_executor
+    from harness.cli._worker import print_submitted
     from harness.store import default_url
 
     # checked before the store opens: a SQLite --db given with --executor slurm is refused, not created

@@ -54,10 +54,21 @@ def nightly(
     config: Annotated[str, typer.Argument(metavar="FILE", help="Nightly definition (TOML): models, tasks, data, output folder.")],
     db: DbOpt = None,
     out: Annotated[Optional[str], typer.Option("--out", "-o", metavar="DIR", help="Site folder (overrides the file's `out`).")] = None,
+    executor: Annotated[Optional[str], typer.Option(metavar="local|slurm", help="As harness eval --executor (overrides the file's `executor`): slurm queues each model's run in the --db (PostgreSQL) and submits it as one sbatch array job.")] = None,
+    workers: Annotated[Optional[int], typer.Option(min=1, metavar="N", help="slurm: array tasks (workers) per model's job.")] = None,
+    partition: Annotated[Optional[str], typer.Option(metavar="NAME", help="slurm: #SBATCH --partition.")] = None,
+    time_limit: Annotated[Optional[str], typer.Option("--time", metavar="TIME", help="slurm: #SBATCH --time per worker.")] = None,
+    gpus: Annotated[Optional[int], typer.Option(min=0, metavar="N", help="slurm: #SBATCH --gpus per worker.")] = None,
+    account: Annotated[Optional[str], typer.Option(metavar="NAME", help="slurm: #SBATCH --account.")] = None,
+    sbatch_line: Annotated[Optional[list[str]], typer.Option("--sbatch-line", metavar="LINE", help="slurm: an extra #SBATCH line (replaces the file's sbatch_lines). Repeatable.")] = None,
+    lease: Annotated[Optional[float], typer.Option(min=0.1, metavar="SECONDS", help="slurm: a worker's lease on an item (default 60).")] = None,
+    wait: Annotated[Optional[bool], typer.Option("--wait/--no-wait", help="slurm: follow the jobs until their runs finish, then build (default); --no-wait: submit, build from the runs finished so far, and say how to follow the jobs.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run the models x tasks matrix the file declares (resuming runs an earlier night left unfinished),
     then build the leaderboard. Exit status 1 if any model's run failed (the leaderboard is built anyway).
+
+    The Slurm options override the file's [slurm] table (a model's own [models.slurm] keys still apply to it).
 
     Example: harness nightly docker/nightly.toml --db postgresql+psycopg://harness@db/harness
     """
@@ -70,13 +81,21 @@ def nightly(
     spec = load_nightly(config)
     if out:
         spec.out = out
+    if executor is not None:
+        spec.executor = executor
+    given = {"workers": workers, "partition": partition, "time": time_limit, "gpus": gpus, "account": account,
+             "sbatch_lines": sbatch_line, "lease": lease, "wait": wait}
+    spec.slurm = spec.slurm.model_validate({**spec.slurm.model_dump(), **{k: v for k, v in given.items()
+                                                                          if v is not None}})
     result = run_nightly(spec, Store(db or spec.db), log=lambda s: print(s, file=sys.stderr))
     lb = result.leaderboard
     if as_json:
         print(json.dumps({"runs": result.runs, "leaderboard": str(lb.out / "index.html")}, indent=2))
     else:
         for r in result.runs:
-            state = f"failed: {r['error']}" if r["error"] else ("resumed" if r["resumed"] else "done")
+            state = (f"failed: {r['error']}" if r["error"] else "resumed" if r["resumed"] and r["status"] != "running"
+                     else f"submitted as Slurm job {r['job_id']}, running" if r["status"] == "running"
+                     else "done")
             print(f"{r['model']}: run {r['run_id']} {state}")
         print(f"leaderboard: {lb.out / 'index.html'}")
     if result.failed:

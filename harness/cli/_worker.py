@@ -1,39 +1,13 @@
 """`harness worker RUN`: one worker of a run queued with `harness eval --executor slurm` (harness._worker), and
-the helpers `harness eval` uses to build the Slurm executor and report the submission."""
+how `harness eval` reports the submission (the executor itself: harness._worker.slurm_executor)."""
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
-from harness._registry import UsageError
 from harness.cli._app import DbOpt, JsonOpt, app
-
-EXECUTORS = ("local", "slurm")
-
-
-def slurm_executor(executor: str, *, workers: Optional[int], partition: Optional[str], time: Optional[str],
-                   gpus: Optional[int], account: Optional[str], sbatch_lines: Optional[list[str]],
-                   lease: Optional[float], db_url: str) -> Any:
-    """The executor `harness eval` hands the runner: None for --executor local (the options that only Slurm
-    reads are then refused), a SlurmExecutor for slurm (which needs a PostgreSQL --db)."""
-    from harness._worker import LEASE_S, SlurmExecutor
-    from harness.store._store import SQLITE_NO_QUEUE
-
-    if executor not in EXECUTORS:
-        raise UsageError(f"--executor {executor!r} is not an executor; use one of: {', '.join(EXECUTORS)}")
-    slurm_only = {"--workers": workers, "--partition": partition, "--time": time, "--gpus": gpus,
-                  "--account": account, "--sbatch-line": sbatch_lines, "--lease": lease}
-    if executor == "local":
-        given = [flag for flag, value in slurm_only.items() if value]
-        if given:
-            raise UsageError(f"{', '.join(given)} only apply to --executor slurm")
-        return None
-    if db_url.startswith("sqlite"):
-        raise UsageError(SQLITE_NO_QUEUE)
-    return SlurmExecutor(workers=workers or 1, partition=partition, time=time, gpus=gpus, account=account,
-                         sbatch_lines=list(sbatch_lines or []), lease_s=lease or LEASE_S)
 
 
 def print_submitted(store: Any, run_id: str, *, as_json: bool) -> None:

@@ -1,14 +1,21 @@
 """What the model servers the harness starts itself (`vllm/`, `llamacpp/`) share: a free loopback port, the
-server process with its log, the wait for health with a deadline, and the shutdown of its whole process group."""
+server process with its log, the wait for health with a deadline, the shutdown of its whole process group, and the
+facts about the machine and the weights that a run records beside the server's argv (so a score names exactly
+what produced it)."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
+import platform
+import re
+import shutil
 import socket
 import subprocess
 import tempfile
 import time
 from collections import deque
+from pathlib import Path
 
 from harness._registry import UsageError
 
@@ -95,3 +102,86 @@ async def poll_healthy(session, url: str, timeout: float, check=lambda: None) ->
             pass
         await asyncio.sleep(0.5)
     return False
+
+
+# the server's environment that changes what it computes; a name that looks like a secret is recorded as set, with
+# no value (VLLM_API_KEY is one)
+RECORDED_ENV_PREFIXES = ("VLLM_", "CUDA_", "NCCL_", "OMP_", "HF_HUB_OFFLINE", "HF_HUB_CACHE", "HF_HOME",
+                         "TRANSFORMERS_OFFLINE", "LLAMA_")
+SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL", re.I)
+
+
+def recorded_environment(env: dict[str, str] | None = None) -> dict[str, str]:
+    env = os.environ if env is None else env
+    return {k: ("(set)" if SECRET_NAME.search(k) else v) for k, v in sorted(env.items())
+            if k.startswith(RECORDED_ENV_PREFIXES)}
+
+
+def gpu_models() -> dict[str, object]:
+    """The node's GPUs as nvidia-smi names them ("NVIDIA H100 80GB HBM3, 81559 MiB", one per GPU); CUDA_VISIBLE_DEVICES
+    is recorded beside, in the environment, since a Slurm job sees only its share of them."""
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return {"gpus": None, "why": "nvidia-smi is not on PATH"}
+    try:
+        out = subprocess.run([exe, "--query-gpu=name,memory.total", "--format=csv,noheader"], capture_output=True,
+                             text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        return {"gpus": None, "why": "nvidia-smi did not answer within 30 s"}
+    if out.returncode != 0:
+        return {"gpus": None, "why": f"nvidia-smi exited with code {out.returncode}: "
+                                     f"{(out.stderr.strip().splitlines() or [''])[-1][:LOG_TAIL_CHARS]}"}
+    return {"gpus": [line.strip() for line in out.stdout.splitlines() if line.strip()]}
+
+
+def cpu_model() -> dict[str, object]:
+    """The CPU a CPU-served model ran on: its model name (/proc/cpuinfo, else the platform's word) and core count."""
+    name = None
+    try:
+        with open("/proc/cpuinfo") as f:
+            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), None)
+    except OSError:
+        pass
+    return {"cpu": name or platform.processor() or platform.machine(), "cores": os.cpu_count()}
+
+
+def hash_cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "harness" / "sha256"
+
+
+def file_sha256(path: Path) -> str:
+    """The file's sha256, cached by (path, mtime, size) under ~/.cache/harness/sha256: every worker of a node, and
+    every later run, reuses it instead of reading gigabytes again; a file rewritten in place gets a new mtime. The
+    workers that start together wait on one lock, so the first hashes and the others read its answer."""
+    import fcntl
+
+    path = path.resolve()
+    st = path.stat()
+    key = hashlib.sha256(f"{path}\0{st.st_mtime_ns}\0{st.st_size}".encode()).hexdigest()
+    entry = hash_cache_dir() / key
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(entry.with_name(f"{key}.lock"), "a")
+    except OSError:  # a read-only home: hashed every time, still right
+        return _sha256(path)
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            cached = entry.read_text().strip()
+            if re.fullmatch(r"[0-9a-f]{64}", cached):
+                return cached
+        except OSError:
+            pass
+        value = _sha256(path)
+        tmp = entry.with_name(f"{key}.{os.getpid()}.tmp")  # written whole, then renamed into place
+        tmp.write_text(value)
+        tmp.replace(entry)
+        return value
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -36,7 +36,11 @@ def _alive(pid: int | None) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # a zombie (exited, not yet reaped by its parent, as an orphaned server may wait for init) is gone
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 class NodeShare:
@@ -79,25 +83,78 @@ class NodeShare:
             state["users"].append(os.getpid())
         return self.port
 
-    def started(self, pid: int) -> None:
+    def started(self, pid: int, environment: dict[str, str] | None = None) -> None:
+        """The owner's server is up as `pid`, started with `environment` (what the users record about it)."""
         with self._locked() as state:
-            state["server_pid"] = pid
+            state.update(server_pid=pid, environment=environment)
+
+    def server_environment(self) -> dict[str, str] | None:
+        with self._locked() as state:
+            return state.get("environment")
 
     def release(self) -> int | None:
         """Leave; returns the server's pid when this was the last user (the caller stops it), else None."""
         with self._locked() as state:
-            state["users"] = [p for p in state["users"] if p != os.getpid()]
+            if os.getpid() in state["users"]:  # one entry: a process may hold the server twice (model and judge)
+                state["users"].remove(os.getpid())
             return None if state["users"] else state.get("server_pid")
 
 
-async def wait_shared(session, url: str, timeout: float, what: str) -> None:
-    """Wait for a server another worker of this node started (or is starting) to answer `url` with 200."""
-    from harness._registry import UsageError
-    from harness.model._managed import poll_healthy
+    def server_died(self) -> bool:
+        """The server this node's share recorded has exited (its starter saw why and says so)."""
+        with self._locked() as state:
+            return bool(state.get("server_pid")) and not _alive(state["server_pid"])
 
-    if await poll_healthy(session, url, timeout):
+
+async def wait_shared(session, url: str, timeout: float, what: str, share: NodeShare | None = None,
+                      log_path: str | None = None) -> None:
+    """Wait for a server another worker of this node started (or is starting) to answer `url` with 200; a server
+    that exits meanwhile ends the wait at once rather than at the deadline."""
+    from harness._registry import UsageError
+    from harness.model._managed import log_tail, poll_healthy
+
+    def died() -> None:
+        if share is not None and share.server_died():
+            tail = log_tail(log_path) if log_path else ""
+            raise UsageError(f"{what}, started by another worker of this node, exited before it was ready"
+                             + (f"; last log lines: {tail}" if tail else "")
+                             + (f"; its log: {log_path}" if log_path else ""))
+
+    if await poll_healthy(session, url, timeout, died):
         return
     raise UsageError(f"{what}, shared by the workers of this node, was not healthy after {timeout:.0f} s")
+
+
+async def start_or_join(share: NodeShare | None, server, session, url: str, timeout: float) -> None:
+    """Start `server` (a ServerProcess) and wait until `url` answers, or, when another process of this node owns
+    the shared server, wait for that one."""
+    from harness.model._managed import recorded_environment
+
+    if share is not None and not share.owner:
+        await wait_shared(session, url, timeout, server.what, share, server.log_path)
+        return
+    server.start()
+    if share is not None:
+        share.started(server.process.pid, recorded_environment())
+    await server.wait_healthy(session, url, timeout)
+
+
+def server_environment(share: NodeShare | None) -> dict[str, str]:
+    """The recorded environment of the server this process uses: its own when it started it, else the starter's."""
+    from harness.model._managed import recorded_environment
+
+    if share is None or share.owner:
+        return recorded_environment()
+    return share.server_environment() or {}
+
+
+async def leave(share: NodeShare | None, server) -> None:
+    """Stop `server` when nobody else uses it: unshared, at once; shared, when this is the node's last user,
+    whoever started it."""
+    if share is None:
+        await server.stop()
+    elif (last := share.release()) is not None:
+        await (server.stop() if share.owner else stop_group(last))
 
 
 async def stop_group(pid: int, grace_s: float = 60) -> None:

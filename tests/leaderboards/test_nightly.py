@@ -65,7 +65,8 @@ def test_nightly_runs_the_matrix_and_resumes_unfinished_runs(db_url, tmp_path):
     code, night2 = _nightly(config, db_url)
     assert code == 0, night2
     runs2 = {r["model"]: r for r in night2["runs"]}
-    assert runs2["mock"] == {"model": "mock", "run_id": mock_run, "resumed": True, "error": None}
+    assert runs2["mock"] == {"model": "mock", "run_id": mock_run, "resumed": True, "error": None, "job_id": None,
+                             "status": "finished"}
     assert not runs2["reference"]["resumed"] and runs2["reference"]["run_id"] != runs["reference"]["run_id"]
     assert _samples(store, mock_run) == {"default": 18, "hint": 18}
     assert store.get_run(mock_run)["status"] == "finished"
