@@ -15,12 +15,19 @@ Configs (all in one invocation, same server settings, a fresh server per run, in
                   with `pip install inspect-ai==VERSION openai` when missing), a generated task: the same
                   samples, `react(tools=[bash()])` with its submit tool, model openai/fake-model with
                   OPENAI_BASE_URL at the server (and responses_api=False: it sends unknown model names to the
-                  Responses API), max_connections = max_samples = max_subprocesses = concurrency (its default
-                  max_subprocesses, the cores, would throttle its execs). Inspect runs with its `local` sandbox,
-                  NOT docker: its docker sandbox needs Docker Compose >= 2.21 and Debian ships compose v1 (1.29).
-                  Its bash tool runs `bash --login`, so it gets an empty HOME (a container has a clean profile;
-                  the host user's would run on every call). Its bash processes are its children, so they count
-                  in its CPU (as harness-local's do; a container's do not).
+                  Responses API), max_connections = max_samples = max_subprocesses = max_sandboxes =
+                  concurrency (its defaults, the cores for subprocesses and 2 x the cores for docker sandboxes,
+                  would throttle it). Its bash tool runs `bash --login`, so it gets an empty HOME (a container
+                  has a clean profile; the host user's would run on every call). Its bash processes are its
+                  children, so they count in its CPU (as harness-local's do; a container's do not).
+  inspect-docker  the same task with Inspect's docker sandbox, the issue's comparison: one compose project per
+                  sample, on the harness's own Python image (network_mode none, init, the same CPU, memory and
+                  pids limits as harness-docker's containers). Inspect needs Docker Compose >= 2.21, and Debian 12
+                  ships compose v1 (1.29): the bench fetches Debian 13's `docker-compose` 2.26.1 package from
+                  deb.debian.org with apt (signed by Debian's archive keyring) into --docker-config/cli-plugins
+                  and points only Inspect's process at it (DOCKER_CONFIG). Inspect also asks for Docker Engine
+                  >= 24.0.6 and Debian 12's is 20.10: that one check is skipped rather than the machine's Docker
+                  replaced, and every sample's result is checked as for the other configs.
 Every run is a whole process (start-up included), timed from outside; CPU is user+sys of its process tree
 (getrusage of children; for Docker also the dockerd/containerd daemons' CPU, read from /proc, shown apart).
 
@@ -63,7 +70,8 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "tests"))
 from fakeopenai import start_server  # noqa: E402
 
-CONFIGS = ("harness-docker", "harness-bwrap", "harness-local", "inspect-local")
+CONFIGS = ("harness-docker", "harness-bwrap", "harness-local", "inspect-local", "inspect-docker")
+INSPECT = ("inspect-local", "inspect-docker")
 SANDBOX = {"harness-docker": "docker", "harness-bwrap": "bwrap", "harness-local": "none-UNSAFE"}
 DAEMONS = ("dockerd", "containerd")
 EXEC_CMD = ["bash", "-c", "echo turn-0"]  # what the bash tool runs for the server's first call
@@ -76,7 +84,7 @@ from inspect_ai.dataset import Sample
 from inspect_ai.scorer import Score, Target, accuracy, scorer
 from inspect_ai.tool import bash
 
-data, log_dir, concurrency, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+data, log_dir, concurrency, n, compose = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 with open(data) as f:
     samples = [Sample(id=r["id"], input=r["input"], target=r["target"]) for r in map(json.loads, f)][:n]
 
@@ -92,11 +100,22 @@ def submitted_word():
     return score
 
 
-task = Task(dataset=samples, solver=react(tools=[bash()]), scorer=submitted_word(), sandbox="local")
+sandbox = ("docker", compose) if compose else "local"
+if compose:
+    # Debian 12's Docker Engine is 20.10 and Inspect asks for >= 24.0.6: its engine check is skipped (compose's is
+    # kept) rather than the machine's Docker replaced; every sample's result is checked below
+    import inspect_ai.util._sandbox.docker.prereqs as prereqs
+
+    async def engine_not_checked(version: str = "") -> None:
+        return None
+
+    prereqs.validate_docker_engine = engine_not_checked
+task = Task(dataset=samples, solver=react(tools=[bash()]), scorer=submitted_word(), sandbox=sandbox)
 t0 = time.perf_counter()
 # an unknown model name counts as a frontier one there, which goes to the Responses API; the server is chat/completions
 log, = eval(task, model="openai/fake-model", model_args={"responses_api": False}, max_connections=concurrency,
-            max_samples=concurrency, max_subprocesses=concurrency, log_dir=log_dir, display="none")
+            max_samples=concurrency, max_subprocesses=concurrency, max_sandboxes=concurrency, log_dir=log_dir,
+            display="none")
 wall = time.perf_counter() - t0
 if log.status != "success":
     sys.exit(f"inspect eval {log.status}: {log.error}")
@@ -122,6 +141,56 @@ def ensure_inspect(venv: Path, version: str) -> Path:
     if subprocess.run([str(python), "-c", probe], capture_output=True).returncode != 0:
         subprocess.run([str(python), "-m", "pip", "install", "-q", f"inspect-ai=={version}", "openai"], check=True)
     return python
+
+
+COMPOSE_PACKAGE = ("trixie", "docker-compose")  # Debian 13's compose v2 (2.26.1): Inspect needs >= 2.21
+
+
+def ensure_compose_v2(config_dir: Path) -> str:
+    """A Docker config folder whose cli-plugins hold compose v2, fetched once with apt from Debian 13 (see the doc)."""
+    plugin = config_dir / "cli-plugins" / "docker-compose"
+    if not plugin.exists():
+        suite, package = COMPOSE_PACKAGE
+        with tempfile.TemporaryDirectory() as tmp:
+            t = Path(tmp)
+            (t / "lists" / "partial").mkdir(parents=True)
+            (t / "cache" / "archives" / "partial").mkdir(parents=True)
+            (t / "sources.list").write_text("deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] "
+                                            f"http://deb.debian.org/debian {suite} main\n")
+            opts = [f"-oDir::Etc::sourcelist={t / 'sources.list'}", "-oDir::Etc::sourceparts=-",
+                    f"-oDir::State::Lists={t / 'lists'}", f"-oDir::Cache={t / 'cache'}", "-oAPT::Get::List-Cleanup=0"]
+            subprocess.run(["apt-get", *opts, "-qq", "update"], check=True)
+            subprocess.run(["apt-get", *opts, "-qq", "download", package], check=True, cwd=t)
+            deb, = t.glob(f"{package}_*.deb")
+            subprocess.run(["dpkg-deb", "-x", str(deb), str(t / "x")], check=True)
+            plugin.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(t / "x" / "usr" / "libexec" / "docker" / "cli-plugins" / "docker-compose", plugin)
+    version = subprocess.run(["docker", "compose", "version", "--short"], capture_output=True, text=True, check=True,
+                             env={**os.environ, "DOCKER_CONFIG": str(config_dir)}).stdout.strip()
+    print(f"inspect-docker: Docker Compose {version} from {plugin}", file=sys.stderr)
+    return version
+
+
+def inspect_compose_file(work: Path) -> Path:
+    """Inspect's sandbox on the harness's Python image, locked down as harness-docker's containers are."""
+    from harness.sandboxes._image import image_tag
+    from harness.sandboxes._types import SandboxLimits
+
+    lim = SandboxLimits()
+    path = work / "compose.yaml"
+    path.write_text(f"""services:
+  default:
+    image: {image_tag("harness-python")}
+    x-local: true
+    command: ["sleep", "infinity"]
+    init: true
+    network_mode: none
+    working_dir: /tmp
+    mem_limit: {lim.memory_mb}m
+    pids_limit: {lim.pids}
+    cpus: {lim.cpus}
+""")
+    return path
 
 
 def daemon_cpu_s() -> float:
@@ -207,11 +276,14 @@ def run_one(config: str, a: argparse.Namespace, data: Path, n: int, work: Path, 
     try:
         env = {**os.environ, "OPENAI_API_KEY": "fake", "HF_HUB_OFFLINE": "1"}
         db = work / f"{config}-{time.time_ns()}.db"
-        if config == "inspect-local":
+        if config in INSPECT:
             script = work / "inspect_agent.py"
             script.write_text(INSPECT_SCRIPT)
+            compose = str(inspect_compose_file(work)) if config == "inspect-docker" else ""
             argv = [str(inspect_python), str(script), str(data), str(work / f"inspect-logs-{time.time_ns()}"),
-                    str(a.concurrency), str(n)]
+                    str(a.concurrency), str(n), compose]
+            if compose:
+                env["DOCKER_CONFIG"] = str(a.docker_config)
             # Its bash tool runs `bash --login`: with the user's own HOME that runs their profile on every call (here
             # root's pyenv init, ~250 ms and a racy `pyenv rehash`); a container would have a clean one
             home = work / "inspect-home"
@@ -230,12 +302,12 @@ def run_one(config: str, a: argparse.Namespace, data: Path, n: int, work: Path, 
         done = subprocess.run(argv, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
         wall, cpu, daemons = time.perf_counter() - t0, children_cpu_s() - cpu0, daemon_cpu_s() - daemons0
         if done.returncode != 0:
-            raise SystemExit(f"{config} failed (exit {done.returncode}):\n{done.stderr[-3000:]}{done.stdout[-2000:]}")
+            raise SystemExit(f"{config} failed (exit {done.returncode}):\n{done.stderr[-3000:]}{done.stdout[-3000:]}")
         stats = json.loads(urllib.request.urlopen(url.removesuffix("/v1") + "/stats", timeout=10).read())
     finally:
         proc.terminate()
         proc.wait(10)
-    if config == "inspect-local":
+    if config in INSPECT:
         out = json.loads(done.stdout.strip().splitlines()[-1])
         details = out
         ok = (out["status"] == "success" and out["accuracy"] == 1.0 and out["samples"] == n
@@ -252,7 +324,7 @@ def run_one(config: str, a: argparse.Namespace, data: Path, n: int, work: Path, 
         details = {"counts": summary["counts"], "bash_calls": bash_calls}
         eval_wall = (dt.datetime.fromisoformat(finished) - dt.datetime.fromisoformat(created)).total_seconds()
     return {"config": config, "samples": n, "ok": ok, "wall_s": wall, "eval_wall_s": eval_wall, "cpu_s": cpu,
-            "docker_daemons_cpu_s": daemons if config == "harness-docker" else None,
+            "docker_daemons_cpu_s": daemons if config in ("harness-docker", "inspect-docker") else None,
             "requests": stats["n"], "max_in_flight": stats["max_in_flight"], "load_1min_before": load,
             "load_1min_after": os.getloadavg()[0], "details": details}
 
@@ -298,14 +370,14 @@ def summarize(a: argparse.Namespace, runs: list[dict], startups: dict[str, dict]
                 # what a sample's chain took beyond the model's latency and its sandbox work, per turn
                 "overhead_wall_ms_per_turn": round(
                     1000 * (med["eval_wall_s"] * a.concurrency / a.samples - chain_s) / requests_per_sample, 1)})
-        if config == "harness-docker":
+        if config in ("harness-docker", "inspect-docker"):
             row["docker_daemons_cpu_s"] = round(statistics.median(r["docker_daemons_cpu_s"] for r in rs), 3)
         rows[config] = row
     ratios = {}
-    if "inspect-local" in rows:
-        for config in rows:
-            if config != "inspect-local":
-                ratios[f"{config}/inspect-local"] = round(rows["inspect-local"]["wall_s"] / rows[config]["wall_s"], 2)
+    for inspect in INSPECT:
+        for config in rows if inspect in rows else ():
+            if config not in INSPECT:
+                ratios[f"{config}/{inspect}"] = round(rows[inspect]["wall_s"] / rows[config]["wall_s"], 2)
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
     dirty = bool(subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain"], capture_output=True,
@@ -313,9 +385,8 @@ def summarize(a: argparse.Namespace, runs: list[dict], startups: dict[str, dict]
     return {
         "workload": {"samples": a.samples, "bash_turns": a.turns, "requests_per_sample": requests_per_sample,
                      "model_turns": model_turns, "concurrency": a.concurrency, "latency_s": a.latency,
-                     "reps": a.reps, "inspect_ai": version if "inspect-local" in rows else None,
-                     "inspect_sandbox": "local (Inspect's docker sandbox needs Docker Compose >= 2.21; "
-                                        "Debian has compose v1)"},
+                     "reps": a.reps, "inspect_ai": version if set(INSPECT) & set(rows) else None,
+                     "inspect_compose": a.compose_version if "inspect-docker" in rows else None},
         "ideal": {"issue_model_only_s": round(a.samples * a.turns * a.latency / a.concurrency, 3),
                   "model_requests_s": round(a.samples * requests_per_sample * a.latency / a.concurrency, 3)},
         "sandbox_costs": {k: {m: round(v, 2) if isinstance(v, float) else v for m, v in c.items()}
@@ -347,7 +418,8 @@ def summary_line(report: dict) -> str:
                      f"{r['marginal_cpu_ms_per_turn']:.1f} without start-up")
         parts.append(text)
     for name, ratio in report["throughput_ratio_vs_inspect"].items():
-        parts.append(f"{name.split('/')[0]} throughput {ratio:.2f}x Inspect's (local sandbox)")
+        config, inspect = name.split("/")
+        parts.append(f"{config} throughput {ratio:.2f}x Inspect's ({inspect.split('-')[1]} sandbox)")
     return "; ".join(parts)
 
 
@@ -361,6 +433,8 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=1)
     ap.add_argument("--execs", type=int, default=50, help="execs timed per sandbox kind (0: skip that measure)")
     ap.add_argument("--inspect-venv", type=Path, default=Path("/var/cache/harness/bench-inspect-venv"))
+    ap.add_argument("--docker-config", type=Path, default=Path("/var/cache/harness/bench-docker-config"),
+                    help="Docker config folder for inspect-docker (its cli-plugins get compose v2)")
     ap.add_argument("--profile", type=Path, help="run the harness under cProfile into this file (one harness config)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "agent_loop.json")
     ap.add_argument("--keep", action="store_true", help="keep the work folder (databases, Inspect's logs)")
@@ -369,10 +443,11 @@ def main() -> None:
     bad = [c for c in configs if c not in CONFIGS]
     if bad or not configs:
         ap.error(f"unknown config(s) {', '.join(bad) or '(none)'}; use a comma list of {', '.join(CONFIGS)}")
-    if a.profile and sum(c != "inspect-local" for c in configs) != 1:
+    if a.profile and sum(c not in INSPECT for c in configs) != 1:
         ap.error("--profile profiles one harness config: give --configs with exactly one harness-* config")
     version = inspect_version()
-    inspect_python = ensure_inspect(a.inspect_venv, version) if "inspect-local" in configs else None
+    inspect_python = ensure_inspect(a.inspect_venv, version) if set(INSPECT) & set(configs) else None
+    a.compose_version = ensure_compose_v2(a.docker_config) if "inspect-docker" in configs else None
 
     costs = {}
     if a.execs:

@@ -8,10 +8,12 @@ Prints, per backend and mode, the median over repeats of the wall time of scorin
 (each task's cases in one exec, or one exec per case) divided by the number of cases. The sandboxes are
 warmed first (one untimed pass), so container starts are not counted.
 
-Then the browser runner (Leaflet, OpenLayers in headless Chromium; bwrap only, the image has no Chromium)
-on tests/fixtures/geojseval/visual: the wall time of an exec with one case (Chromium's start, the page with
-its library, one case: the runner's start-up cost, to set against the Node runner's fresh-process figure)
-and the wall time per case when all of a task's cases share the page. `--no-browser` skips it.
+Then the browser runner (Leaflet, OpenLayers in headless Chromium: on Docker in the harness-js-browser image,
+on bwrap with the host's Chromium) on tests/fixtures/geojseval/visual, per backend: the wall time of an exec
+with one case (Chromium's start, the page with its library, one case: the runner's start-up cost, to set
+against the Node runner's fresh-process figure), the time from the runner's start to the page being ready
+(Chromium's start and the page, measured in the runner process: no driver or exec around it), and the wall
+time per case when all of a task's cases share the page. `--no-browser` skips it.
 """
 from __future__ import annotations
 
@@ -73,34 +75,41 @@ async def main() -> None:
         finally:
             await backend.aclose()
     if not args.no_browser:
-        await _browser(args.repeats)
+        await _browser(args.backend or ["docker", "bwrap"], args.repeats)
 
 
-async def _one_case(backend, jobs, visual: str) -> float:
+async def _one_case(backend, jobs, visual: str) -> tuple[float, dict[str, float]]:
+    """(wall s of the exec, ms from the runner's start to Chromium launched and to the page ready, as the
+    driver timed them)"""
     code, function, cases = jobs[0]
     t0 = time.perf_counter()
     report = await run_cases(backend, code, function, cases[:1], limit_s=10.0, heap_mb=1024, jsts_geometry=False,
                              visual=visual)
     assert report["cases"][0]["status"] == "ok", report
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, report["start_ms"]
 
 
-async def _browser(repeats: int) -> None:
-    for library in ("leaflet", "openlayers"):
-        task = get_task("geojseval").build(args={"library": library})
-        jobs = _jobs(task, VISUAL)
-        n_cases = sum(len(c) for _, _, c in jobs)
-        limits = SandboxLimits(**{**SandboxLimits().to_dict(), **task.sandbox_limits})
-        backend = get_backend("bwrap", image="harness-js", limits=limits, pool_size=1)
-        try:
-            await _pass(backend, jobs, True, library)  # warm
-            start = statistics.median([await _one_case(backend, jobs, library) for _ in range(repeats)]) * 1000
-            walls = [await _pass(backend, jobs, True, library) for _ in range(repeats)]
-            print(f"bwrap  {library + ' (Chromium)':32s} {start:7.1f} ms for an exec of one case (start-up); "
-                  f"{statistics.median(walls) / n_cases * 1000:7.1f} ms per case over {len(jobs)} tasks, "
-                  f"{n_cases} cases, one page per task")
-        finally:
-            await backend.aclose()
+async def _browser(kinds: list[str], repeats: int) -> None:
+    for kind in kinds:
+        for library in ("leaflet", "openlayers"):
+            task = get_task("geojseval").build(args={"library": library})
+            jobs = _jobs(task, VISUAL)
+            n_cases = sum(len(c) for _, _, c in jobs)
+            limits = SandboxLimits(**{**SandboxLimits().to_dict(), **task.sandbox_limits})
+            backend = get_backend(kind, image=task.sandbox_image, limits=limits, pool_size=1)
+            try:
+                await _pass(backend, jobs, True, library)  # warm
+                ones = [await _one_case(backend, jobs, library) for _ in range(repeats)]
+                start = statistics.median(w for w, _ in ones) * 1000
+                launched = statistics.median(r["chromium"] for _, r in ones)
+                ready = statistics.median(r["ready"] for _, r in ones)
+                walls = [await _pass(backend, jobs, True, library) for _ in range(repeats)]
+                print(f"{kind:6s} {library + ' (Chromium)':32s} {start:7.1f} ms for an exec of one case (start-up: "
+                      f"Chromium launched {launched:6.1f} ms, page ready {ready:6.1f} ms after the runner's start); "
+                      f"{statistics.median(walls) / n_cases * 1000:7.1f} ms per case over {len(jobs)} tasks, "
+                      f"{n_cases} cases, one page per task")
+            finally:
+                await backend.aclose()
 
 
 if __name__ == "__main__":

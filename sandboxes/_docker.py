@@ -1,8 +1,13 @@
-"""Docker backend: a pool of warm, locked-down containers (`sleep infinity`), one exec per command.
+"""Docker backend: a pool of warm, locked-down containers (`sleep infinity`).
 
-Every command runs as `timeout -s KILL T cmd` inside the container, and the host also keeps a
-deadline: if the exec still hangs past it, the container is killed and replaced. Containers that
-timed out, hit the output cap, were OOM-killed or served max_uses samples are replaced.
+A sample that runs many commands (a fresh sandbox: an agent's trajectory; or from a use's second
+command on) has them served by a command runner that one `docker exec` starts in the container
+(sandboxes/_exec_agent.py: deadlines, output caps, the process group killed after the command; a
+`docker exec` per command costs the daemon a runc exec, ~50 ms of CPU). A use's first command, and every
+command on an image without the runner's Python (`exec_agent` in the image config), is one exec of
+`timeout -s KILL T cmd`: a pooled scorer's single command costs no runner start. Either way the host
+also keeps a deadline: if no answer comes by it, the container is killed and replaced.
+Containers that timed out, hit the output cap, were OOM-killed or served max_uses samples are replaced.
 
 Otherwise a container is reset between uses by a script that runs as root inside it, with only the
 capabilities it needs (killing, deleting others' files, dropping to the sample's uid): code of the
@@ -16,14 +21,20 @@ always run as the unprivileged exec user, whose capability sets are empty.
 from __future__ import annotations
 
 import asyncio
+import base64
 import concurrent.futures
+import contextlib
 import functools
+import json
 import os
+import secrets
 import socket
 import threading
 import time
 import uuid
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, AsyncIterator
 
 from . import _image
 from ._types import (BASE_ENV, READ_MAX, READ_TIMEOUT_S, WORKDIR, ExecResult, SandboxBackend, SandboxError,
@@ -98,6 +109,105 @@ class _ExecState:
         self.exit_code: int | None = None
 
 
+@dataclass
+class _Ran:
+    """What one command did, before the sandbox's own bookkeeping (OOM check, retiring the container)."""
+    rc: int | None
+    out: bytes
+    err: bytes
+    timed_out: bool  # the deadline in the container killed it
+    truncated: bool
+    host_killed: bool  # no answer by the host's deadline: the container was killed
+    duration_s: float
+
+
+AGENT_SOURCE = (Path(__file__).parent / "_exec_agent.py").read_text()
+_AGENT_KILLED = ("[the sandbox's command runner was killed from inside the sandbox (its own uid's signal or the "
+                 "container's out-of-memory killer); this command's output is lost]")
+
+
+class _RunnerGone(Exception):
+    pass
+
+
+class _CommandRunner:
+    """The harness's end of a container's command runner: requests go down the exec's stdin, replies come back
+    on its stdout, read by a thread of their own and matched to the waiting call by id. Every reply line must
+    carry the nonce sent first (see _exec_agent.py for what the sample's code can and cannot reach)."""
+
+    def __init__(self, api: Any, exec_id: str, sock: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self.exec_id, self._sock, self._loop = exec_id, sock, loop
+        self._raw = getattr(sock, "_sock", sock)
+        self._nonce = secrets.token_hex(16)
+        self._pending: dict[int, asyncio.Future] = {}
+        self._ids = 0
+        self._send_lock = threading.Lock()
+        self.alive = True
+        self.stderr = bytearray()  # the runner's own complaints (a traceback), for the error message
+        self._send((self._nonce + "\n").encode())
+        threading.Thread(target=self._read, daemon=True, name=f"sandbox-runner-{exec_id[:8]}").start()
+
+    def _send(self, data: bytes) -> None:
+        with self._send_lock:
+            self._raw.sendall(data)
+
+    def _read(self) -> None:
+        from docker.utils.socket import frames_iter
+
+        prefix, pending = (self._nonce + " ").encode(), bytearray()
+        try:
+            for stream, chunk in frames_iter(self._sock, tty=False):
+                if stream != 1:
+                    self.stderr = (self.stderr + chunk)[-4096:]
+                    continue
+                pending += chunk
+                *lines, rest = pending.split(b"\n")
+                pending = bytearray(rest)
+                for line in lines:
+                    if line.startswith(prefix):
+                        msg = json.loads(line[len(prefix):])
+                        self._loop.call_soon_threadsafe(self._resolve, msg)
+        except (OSError, ValueError):
+            pass
+        finally:
+            self._loop.call_soon_threadsafe(self._gone)
+
+    def _resolve(self, msg: dict[str, Any]) -> None:
+        fut = self._pending.pop(msg.get("id"), None)
+        if fut is not None and not fut.done():
+            fut.set_result(msg)
+
+    def _gone(self) -> None:
+        self.alive = False
+        for fut in self._pending.values():
+            if not fut.done():
+                fut.set_exception(_RunnerGone())
+        self._pending.clear()
+
+    async def call(self, run: Any, req: dict[str, Any]) -> dict[str, Any]:
+        if not self.alive:
+            raise _RunnerGone()
+        self._ids += 1
+        req["id"] = self._ids
+        fut = self._pending[self._ids] = self._loop.create_future()
+        try:
+            await run(self._send, (json.dumps(req) + "\n").encode())
+        except OSError:
+            self._pending.pop(req["id"], None)
+            raise _RunnerGone() from None
+        return await fut
+
+    def close(self) -> None:
+        try:
+            self._raw.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        try:
+            self._sock.close()
+        except OSError:
+            pass
+
+
 def _oom_kills(text: str) -> int:
     for line in text.splitlines():
         k, _, v = line.partition(" ")
@@ -113,6 +223,10 @@ class DockerSandbox:
         self.id: str = container.id
         self.uses, self.broken = 0, False
         self._oom_seen = 0
+        self._runner: _CommandRunner | None = None
+        self._runner_lock = asyncio.Lock()
+        self.many_commands = False  # this use is expected to run many (a fresh sandbox): the runner from the first
+        self.commands = 0  # run in this use
 
     def _exec_sync(self, cmd: list[str], data: bytes | None, cwd: str, env: dict[str, str], user: str,
                    cap: int, st: _ExecState) -> None:
@@ -148,22 +262,61 @@ class DockerSandbox:
                 pass
         st.exit_code = api.exec_inspect(ex["Id"]).get("ExitCode")
 
-    async def _raw_exec(self, cmd: list[str], *, data: bytes | None = None, timeout: float, cwd: str = WORKDIR,
-                        env: dict[str, str] | None = None, cap: int | None = None) -> ExecResult:
-        lim = self._b.limits
-        cap = lim.output_bytes if cap is None else cap
-        wrapped = [*self._timeout_prefix(timeout), *cmd]
-        full_env = {**BASE_ENV, **(env or {})}
+    def drop_runner(self) -> None:
+        """Close this container's runner: before a reset (which kills it with the uid's other processes) and for good."""
+        if self._runner is not None:
+            self._runner.close()
+            self._runner = None
+
+    async def _start_runner(self) -> _CommandRunner:
+        api, b = self._b.api, self._b
+        ex = await b.run(api.exec_create, self.id, [b.exec_agent, "-I", "-S", "-c", AGENT_SOURCE], stdin=True,
+                         user=b.exec_user, workdir="/", environment={})
+        sock = await b.run(api.exec_start, ex["Id"], socket=True)
+        return _CommandRunner(api, ex["Id"], sock, asyncio.get_running_loop())
+
+    async def _via_runner(self, cmd: list[str], data: bytes | None, timeout: float, cwd: str,
+                          env: dict[str, str], cap: int) -> _Ran:
+        async with self._runner_lock:
+            if self._runner is None or not self._runner.alive:
+                self._runner = await self._start_runner()
+            runner = self._runner
+        req = {"argv": cmd, "stdin": base64.b64encode(data).decode() if data is not None else None, "cwd": cwd,
+               "env": env, "timeout": timeout, "cap": cap}
+        t0 = time.monotonic()
+        try:
+            msg = await asyncio.wait_for(runner.call(self._b.run, req), timeout + 2 + 0.1 * timeout)
+        except asyncio.TimeoutError:
+            # no answer by the host's deadline: the runner was stopped or starved from inside
+            await self._b._kill_container(self)
+            runner.close()
+            return _Ran(None, b"", b"", False, False, True, time.monotonic() - t0)
+        except _RunnerGone:
+            state = await self._b.run(lambda: self._b.api.inspect_container(self.id)["State"])
+            if not state.get("Running"):
+                raise SandboxError(f"the sandbox container stopped ({state.get('Status')}, exit "
+                                   f"{state.get('ExitCode')}): {bytes(runner.stderr).decode(errors='replace')[-500:]}")
+            # the container is up, so its runner was killed from inside: the command was lost with it, and the
+            # next command starts a new runner
+            return _Ran(_KILLED, b"", _AGENT_KILLED.encode(), False, False, False, time.monotonic() - t0)
+        if "spawn_error" in msg:
+            return _Ran(msg["rc"], b"", msg["spawn_error"].encode(), False, False, False, time.monotonic() - t0)
+        return _Ran(msg["rc"], base64.b64decode(msg["out"]), base64.b64decode(msg["err"]), msg["timed_out"],
+                    msg["truncated"], False, msg["duration"])
+
+    async def _via_exec(self, cmd: list[str], data: bytes | None, timeout: float, cwd: str,
+                        env: dict[str, str], cap: int) -> _Ran:
+        """One `docker exec` of `timeout -s KILL T cmd`, for images without the runner's Python."""
         st = _ExecState()
         t0 = time.monotonic()
         host_killed = False
         try:
             await asyncio.wait_for(
-                self._b.run(self._exec_sync, wrapped, data, cwd, full_env, self._b.exec_user, cap, st),
+                self._b.run(self._exec_sync, [*self._timeout_prefix(timeout), *cmd], data, cwd, env,
+                            self._b.exec_user, cap, st),
                 timeout + 2 + 0.1 * timeout)
         except asyncio.TimeoutError:
             host_killed = True
-            self.broken = True
             await self._b._kill_container(self)
             # Unblock the reader thread even if the daemon is too wedged to close the stream.
             raw = getattr(st.sock, "_sock", st.sock)
@@ -172,14 +325,34 @@ class DockerSandbox:
                     raw.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+        dur = time.monotonic() - t0
+        timed_out = not host_killed and st.exit_code == _KILLED and dur >= timeout * 0.97
+        return _Ran(st.exit_code, bytes(st.out), bytes(st.err), timed_out, st.truncated, host_killed, dur)
+
+    async def _run(self, cmd: list[str], *, data: bytes | None = None, timeout: float, cwd: str = WORKDIR,
+                   env: dict[str, str] | None = None, cap: int | None = None) -> _Ran:
+        full_env = {**BASE_ENV, **(env or {})}
+        cap = self._b.limits.output_bytes if cap is None else cap
+        runner = self._b.exec_agent and (self.many_commands or self.commands > 0)
+        self.commands += 1
+        how = self._via_runner if runner else self._via_exec
+        try:
+            ran = await how(cmd, data, timeout, cwd, full_env, cap)
+        except SandboxError:
+            self.broken = True
+            raise
         except Exception as e:
             self.broken = True
             raise SandboxError(f"docker exec failed: {e}") from e
-        dur = time.monotonic() - t0
-        rc = st.exit_code
-        timed_out = host_killed or (rc == _KILLED and dur >= timeout * 0.97)
-        oom = False
-        if st.truncated:
+        if ran.host_killed:
+            self.broken = True
+        return ran
+
+    async def _raw_exec(self, cmd: list[str], *, data: bytes | None = None, timeout: float, cwd: str = WORKDIR,
+                        env: dict[str, str] | None = None, cap: int | None = None) -> ExecResult:
+        ran = await self._run(cmd, data=data, timeout=timeout, cwd=cwd, env=env, cap=cap)
+        rc, timed_out, oom = ran.rc, ran.timed_out or ran.host_killed, False
+        if ran.truncated:
             self.broken = True
             rc = None
         elif timed_out:
@@ -189,21 +362,19 @@ class DockerSandbox:
             oom = await self._oom_happened()
             if oom:
                 self.broken = True
-        return ExecResult(returncode=rc, stdout=decode(bytes(st.out)), stderr=decode(bytes(st.err)),
-                          timed_out=timed_out, duration_s=dur, truncated=st.truncated, oom_killed=oom)
+        return ExecResult(returncode=rc, stdout=decode(ran.out), stderr=decode(ran.err), timed_out=timed_out,
+                          duration_s=ran.duration_s, truncated=ran.truncated, oom_killed=oom)
 
     @staticmethod
     def _timeout_prefix(timeout: float) -> list[str]:
         return ["timeout", "-s", "KILL", f"{max(timeout, 0.001):.3f}"]
 
     async def _oom_happened(self) -> bool:
-        st = _ExecState()
         try:
-            await self._b.run(self._exec_sync, ["sh", "-c", _OOM_COUNT], None, "/", {}, self._b.exec_user,
-                                    65536, st)
-        except Exception:
+            ran = await self._run(["sh", "-c", _OOM_COUNT], timeout=10, cwd="/", cap=65536)
+        except SandboxError:
             return False
-        n = _oom_kills(decode(bytes(st.out)))
+        n = _oom_kills(decode(ran.out))
         seen, self._oom_seen = self._oom_seen, n
         return n > seen
 
@@ -231,24 +402,23 @@ class DockerSandbox:
         p = sandbox_path(path)
         script = ('[ -e "$1" ] || [ -L "$1" ] || { echo missing >&2; exit 2; }; '
                   '[ -f "$1" ] && [ ! -L "$1" ] || { echo "not a regular file" >&2; exit 3; }; exec head -c "$2" -- "$1"')
-        st = _ExecState()
         try:
-            await asyncio.wait_for(self._b.run(self._exec_sync, [*self._timeout_prefix(READ_TIMEOUT_S), "sh", "-c", script,
-                                                                 "sh", p, str(max_bytes + 1)], None, "/", {},
-                                               self._b.exec_user, max_bytes + 1, st), READ_TIMEOUT_S + 5)
-        except asyncio.TimeoutError:
-            self.broken = True
+            ran = await self._run(["sh", "-c", script, "sh", p, str(max_bytes + 1)], timeout=READ_TIMEOUT_S, cwd="/",
+                                  cap=max_bytes + 1)
+        except SandboxError as e:
+            raise OSError(f"read_file({path!r}) failed: {e}") from None
+        if ran.host_killed:
             raise OSError(f"read_file({path!r}): no answer within {READ_TIMEOUT_S:.0f} s") from None
-        err = decode(bytes(st.err)).strip()
-        if st.exit_code == 2:
+        err = decode(ran.err).strip()
+        if ran.rc == 2:
             raise FileNotFoundError(path)
-        if st.exit_code == _KILLED:
+        if ran.timed_out or ran.rc == _KILLED:
             raise OSError(f"read_file({path!r}): not readable within {READ_TIMEOUT_S:.0f} s")
-        if st.exit_code != 0:
-            raise OSError(f"read_file({path!r}) failed in sandbox: {err or st.exit_code}")
-        if len(st.out) > max_bytes:
+        if ran.rc != 0:
+            raise OSError(f"read_file({path!r}) failed in sandbox: {err or ran.rc}")
+        if len(ran.out) > max_bytes:
             raise OSError(f"read_file({path!r}): more than the {max_bytes} bytes allowed")
-        return bytes(st.out)
+        return ran.out
 
 
 class DockerBackend(SandboxBackend):
@@ -261,8 +431,13 @@ class DockerBackend(SandboxBackend):
         self.limits = limits
         size = pool_size or max(2, os.cpu_count() or 2)
         try:
-            # One HTTP connection per concurrent exec; the SDK's default pool of 10 would churn.
-            self.client = docker.from_env(timeout=60, max_pool_size=4 * size + 8)
+            # The SDK keeps one connection pool per URL (/containers/<id>/start, /exec/<id>/json, ...) and evicts
+            # the least recently used past num_pools (25): a pool evicted while it is full (more requests to one
+            # URL at once than max_pool_size, as fresh sandboxes' creates are) fails its request with an
+            # AttributeError inside urllib3. So: room for every fresh sandbox in flight at one URL, and enough
+            # pools that one in use is not the least recent.
+            self.client = docker.DockerClient(timeout=60, max_pool_size=max(256, 4 * size + 8), num_pools=1024,
+                                              **docker.utils.kwargs_from_env())
             self.client.ping()
         except Exception as e:
             raise SandboxError(f"no Docker daemon answers: {e}") from e
@@ -279,6 +454,8 @@ class DockerBackend(SandboxBackend):
             self.image_tag = image
         self.image_name = image
         self.exec_user, self._init_user = cfg["exec_user"], cfg["init_user"]
+        # the command runner's interpreter (sandboxes/_exec_agent.py); without one, a docker exec per command
+        self.exec_agent: str | None = cfg.get("exec_agent")
         # our images ship an execute-only shell for the reset (see _RESET); another image gets a plain
         # one, which the sample's uid could attach to: info() says which
         self._reset_shell = cfg.get("reset_shell", "sh")
@@ -292,6 +469,12 @@ class DockerBackend(SandboxBackend):
         self.last_reset = ""  # what the last reset script said: "clean", or why the container was replaced
         self._reap_orphans()
         self._make_pools(size, self._create, self._reset, self._destroy, max_uses=max_uses)
+
+    @contextlib.asynccontextmanager
+    async def acquire(self, *, fresh: bool = False, trusted: bool = False) -> AsyncIterator[DockerSandbox]:
+        async with super().acquire(fresh=fresh, trusted=trusted) as sb:
+            sb.many_commands, sb.commands = fresh, 0
+            yield sb
 
     def run(self, fn, *args, **kw) -> asyncio.Future:
         return asyncio.get_running_loop().run_in_executor(self._executor, functools.partial(fn, *args, **kw))
@@ -351,6 +534,7 @@ class DockerBackend(SandboxBackend):
 
     async def _reset(self, sb: DockerSandbox) -> bool:
         """True only when the container is back in its promised state (see the module's docstring)."""
+        sb.drop_runner()  # the reset kills it; the next sample's first command starts another
         st = _ExecState()
         init_uid, uid = self._init_user.split(":")[0], self.exec_user.split(":")[0]
         await asyncio.wait_for(self.run(sb._exec_sync, [self._reset_shell, "-c", _RESET, "sh", init_uid, uid], None,
@@ -365,6 +549,7 @@ class DockerBackend(SandboxBackend):
             pass  # already dead
 
     async def _destroy(self, sb: DockerSandbox) -> None:
+        sb.drop_runner()
         try:
             await self.run(sb.container.remove, force=True)
         except Exception:

@@ -1,7 +1,9 @@
 """Sandbox images: a debootstrapped base imported into Docker, then one `docker build` per image.
 
 Images are tagged by a content hash of their definition (the folder under images/ plus the base's
-hash), so `build_image` is a no-op unless the definition changed.
+hash), so `build_image` is a no-op unless the definition changed. An image whose image.toml names
+`from_image` builds FROM that image instead of the base (and hashes over its hash): a variant that
+only adds packages shares the parent's layers and leaves the parent as small as it was.
 """
 from __future__ import annotations
 
@@ -46,7 +48,8 @@ def image_config(name: str) -> dict[str, Any]:
     d = IMAGES_DIR / name
     if not (d / "Dockerfile").is_file():
         raise ValueError(f"unknown sandbox image {name!r}; known: {', '.join(list_images())}")
-    cfg = {"exec_user": "10001:10001", "init_user": "65534:65534", "workdir": "/work"}
+    # exec_agent: the Python that runs the Docker backend's command runner (all our images are Debian with python3)
+    cfg = {"exec_user": "10001:10001", "init_user": "65534:65534", "workdir": "/work", "exec_agent": "/usr/bin/python3"}
     if (d / "image.toml").is_file():
         cfg.update(tomllib.loads((d / "image.toml").read_text()))
     return cfg
@@ -63,8 +66,8 @@ def base_tag() -> str:
 
 
 def image_hash(name: str) -> str:
-    image_config(name)  # validates the name
-    h = hashlib.sha256(base_hash().encode())
+    parent = image_config(name).get("from_image")  # also validates the name
+    h = hashlib.sha256((image_hash(parent) if parent else base_hash()).encode())
     d = IMAGES_DIR / name
     for p in sorted(d.rglob("*")):
         if p.is_file() and "__pycache__" not in p.parts:
@@ -178,8 +181,13 @@ def build_image(name: str = "harness-python", *, force: bool = False, progress: 
         if progress:
             progress(f"{tag} is up to date")
         return img.id
-    base = base_tag()
-    build_base(force=False, progress=progress)
+    parent = image_config(name).get("from_image")
+    if parent:
+        build_image(parent, progress=progress)
+        base = image_tag(parent)
+    else:
+        base = base_tag()
+        build_base(force=False, progress=progress)
     if progress:
         progress(f"building {tag} FROM {base}")
     tail: list[str] = []

@@ -11,7 +11,6 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Callable
 
 from ._types import ExecResult, decode
 
@@ -76,16 +75,16 @@ class _Proto(asyncio.SubprocessProtocol):
 
 
 async def run_process(argv: list[str], *, input: bytes | None, timeout_s: float, output_bytes: int,
-                      env: dict[str, str], cwd: str | None = None,
-                      preexec_fn: Callable[[], None] | None = None) -> ExecResult:
+                      env: dict[str, str], cwd: str | None = None) -> ExecResult:
     loop = asyncio.get_running_loop()
     t0 = time.monotonic()
     proto = _Proto(output_bytes, loop)
-    # Own session => own process group, so the whole tree can be killed at once.
+    # Own session => own process group, so the whole tree can be killed at once. No preexec_fn, ever: with one,
+    # Python fork()s this whole process on the event loop (page tables and all) instead of using vfork.
     transport, _ = await loop.subprocess_exec(
         lambda: proto, *argv, stdin=asyncio.subprocess.PIPE if input is not None else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, cwd=cwd,
-        start_new_session=True, preexec_fn=preexec_fn)
+        start_new_session=True)
     proto.pid = pid = transport.get_pid()
     timed_out = False
     try:

@@ -38,6 +38,11 @@ class SandboxLimits:
     # bwrap: the size of each writable tmpfs (/work, /tmp, /dev/shm); Docker sizes its tmpfs mounts from
     # memory_mb, whose cgroup they are charged to
     disk_mb: int = 512
+    # The address space each process may reserve, where a backend caps it apart from memory (bwrap's
+    # RLIMIT_AS; None: memory_mb). For programs that reserve far more than they use (Chromium's V8 cage
+    # and allocator pools): memory_mb still bounds what is used (Docker: the cgroup; bwrap: RLIMIT_DATA
+    # per process once this is set).
+    address_space_mb: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

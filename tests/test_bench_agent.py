@@ -51,6 +51,17 @@ def test_the_inspect_half_scores_every_agent(tmp_path):
     assert set(report["throughput_ratio_vs_inspect"]) == {"harness-local/inspect-local"}
 
 
+COMPOSE_V2 = Path("/var/cache/harness/bench-docker-config/cli-plugins/docker-compose")
+
+
+@pytest.mark.skipif(not ((INSPECT_VENV / "bin" / "python").exists() and COMPOSE_V2.exists()),
+                    reason="Inspect's venv and compose v2 are not fetched (bench/agent_loop.py fetches them)")
+def test_the_inspect_docker_half_scores_every_agent(tmp_path):
+    report = _bench(tmp_path, "--configs", "inspect-docker", "--execs", "0")
+    row = report["configs"]["inspect-docker"]
+    assert row["ok"] and row["requests"] == 12 and report["workload"]["inspect_compose"].startswith("2.")
+
+
 def test_an_unknown_config_is_refused_with_the_known_ones(tmp_path):
     done = subprocess.run([sys.executable, str(BENCH), "--configs", "harness-podman", "--out", str(tmp_path / "x")],
                           capture_output=True, text=True)

@@ -138,6 +138,13 @@ def decode_trace(data: bytes) -> dict[str, Any]:
     return json.loads(zlib.decompress(data))
 
 
+
+def _held(conn: Any, run_id: str, worker: str) -> list[int]:
+    """The ids of the items the worker holds, locked in id order (the order every writer locks them in)."""
+    return conn.execute(select(WorkItem.id).where(WorkItem.run_id == run_id, WorkItem.lease_owner == worker,
+                                                  WorkItem.state == "leased")
+                        .order_by(WorkItem.id).with_for_update()).scalars().all()
+
 class Store:
     def __init__(self, url: str | None = None, *, upgrade: bool = True, create: bool = True):
         """create=False (read-only commands): a SQLite file that does not exist is an error, not a new database,
@@ -521,9 +528,7 @@ class Store:
         def once() -> int:
             now = utcnow()
             with self.engine.begin() as conn:
-                ids = conn.execute(select(WorkItem.id).where(WorkItem.run_id == run_id, WorkItem.lease_owner == worker,
-                                                             WorkItem.state == "leased")
-                                   .order_by(WorkItem.id).with_for_update()).scalars().all()
+                ids = _held(conn, run_id, worker)
                 if ids:
                     conn.execute(update(WorkItem).where(WorkItem.id.in_(ids))
                                  .values(lease_expires=now + timedelta(seconds=lease_s)))
@@ -538,9 +543,7 @@ class Store:
         last results are committed): the attempt is not counted."""
         def once() -> int:
             with self.engine.begin() as conn:
-                mine = conn.execute(select(WorkItem.id).where(WorkItem.run_id == run_id, WorkItem.lease_owner == worker,
-                                                              WorkItem.state == "leased")
-                                    .order_by(WorkItem.id).with_for_update()).scalars().all()
+                mine = _held(conn, run_id, worker)
                 if mine:
                     conn.execute(update(WorkItem).where(WorkItem.id.in_(mine))
                                  .values(state="queued", lease_owner=None, lease_expires=None,

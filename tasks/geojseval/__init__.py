@@ -47,13 +47,14 @@ other request aborted and counted per case (`blocked_requests` in each case's re
 fetched, and `eval_methods` need none). `map: true` is the page's map; each `eval_methods` expression is
 evaluated on the returned value as upstream, and the object compared by the Object rule. The console of
 the page is the program's output (log/info on stdout, warn/error and uncaught page errors on stderr) for
-upstream's stderr rule. No screenshots (upstream saves them, never compares them). Chromium reserves more
-than 64 GiB of address space, which bwrap's RLIMIT_AS counts: these variants raise `memory_mb` to
-BROWSER_ADDRESS_MB, and memory is bounded by RLIMIT_DATA instead (`heap_mb` + 1 GiB for each of the
-runner's and Chromium's processes: what they make writable, not what they reserve) and V8's heap limit; the other
-variants keep the tight limit, so the all-library task reports a visual function as an errored sample
-that names the variant to run. The harness-js Docker image has no Chromium: on Docker a visual task is an
-errored sample saying so (use --sandbox bwrap).
+upstream's stderr rule. No screenshots (upstream saves them, never compares them). On Docker they run in
+the harness-js-browser image (harness-js plus Debian's chromium); on bwrap with the host's Chromium.
+Chromium reserves more than 64 GiB of address space (the V8 heap cage, PartitionAlloc's pools) and uses
+a few hundred MB: these variants ask the sandbox for BROWSER_ADDRESS_MB of address space apart from
+their memory (`address_space_mb`; bwrap's RLIMIT_AS) and keep a real memory limit, `heap_mb` + 2 GiB
+(Docker: the container's cgroup, all processes together; bwrap: RLIMIT_DATA, what each process may
+make writable), beside V8's heap limit in the page. The other variants keep the Node runner's tight
+limit, so the all-library task reports a visual function as an errored sample that names the variant.
 """
 from __future__ import annotations
 
@@ -364,7 +365,8 @@ def geojseval(library: str = "", case_time_limit: float = 10.0, heap_mb: int = 1
     browser = library in data.VISUAL
     # Node's heap plus the driver; V8 threads count against the process limit. Chromium: see the docstring,
     # and its threads (browser, renderer, network service) need more processes.
-    limits = ({"memory_mb": BROWSER_ADDRESS_MB, "pids": 512, "timeout_s": 60} if browser else
+    limits = ({"memory_mb": heap_mb + 2048, "address_space_mb": BROWSER_ADDRESS_MB, "pids": 512, "timeout_s": 60}
+              if browser else
               {"memory_mb": heap_mb + 1024, "pids": 128, "timeout_s": 60})
     return Task(
         name="geojseval",
@@ -379,7 +381,7 @@ def geojseval(library: str = "", case_time_limit: float = 10.0, heap_mb: int = 1
         breakdowns=["library", "function"],
         config={"temperature": 0.2, "max_tokens": 4096},
         needs_sandbox=True,
-        sandbox_image="harness-js",
+        sandbox_image="harness-js-browser" if browser else "harness-js",
         sandbox_limits=limits,
         reference_answer=_reference,
         read_replay=_read_responses,

@@ -4,7 +4,7 @@
 // model's code runs only inside the page, which cannot reach this process's pipes. It speaks runner.js's line
 // protocol on `result_fd` (["browser", pid] first, so the driver can kill Chromium's process group, which
 // puppeteer starts as a session of its own), with one more element per case: the requests the page tried
-// since the previous one (its own, and the map's tiles for a view it moved), all aborted. The page's console and uncaught errors go to fds 1 and 2 (log/info/debug on
+// since the previous one (its own, and the map's tiles for a view it moved, and WebSockets), all aborted. The page's console and uncaught errors go to fds 1 and 2 (log/info/debug on
 // stdout, warn/error and page errors on stderr) with runner.js's markers, for the stderr rule.
 (function () {
 'use strict';
@@ -146,10 +146,17 @@ async function main() {
     // that outer sandbox is the isolation. /dev/shm is small there: shared memory goes to /tmp.
     args: ['--headless=new', '--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync', '--mute-audio',
-      `--js-flags=--max-old-space-size=${job.heap_mb}`, '--window-size=800,600'],
+      `--js-flags=--max-old-space-size=${job.heap_mb}`, '--window-size=800,600',
+      // WebSockets bypass request interception: no host name or address resolves, so they cannot connect
+      // either (the outer sandbox has no network besides; this holds wherever the runner is started)
+      '--host-resolver-rules=MAP * ~NOTFOUND'],
   });
   emit(['browser', browser.process().pid]);
   const page = await browser.newPage();
+  // counted like the requests aborted below (they fail for want of an address, see the launch flags)
+  const cdp = await page.createCDPSession();
+  await cdp.send('Network.enable');
+  cdp.on('Network.webSocketCreated', (e) => blocked.push(String(e.url).slice(0, 200)));
   await page.setRequestInterception(true);
   page.on('request', (req) => {
     const url = req.url();
@@ -167,6 +174,9 @@ async function main() {
     print(t === 'warn' || t === 'error' || t === 'assert' || t === 'trace' ? 2 : 1, msg.text());
   });
   page.on('pageerror', (e) => print(2, `Uncaught ${e && e.message ? e.message : e}`));
+  // the renderer died (killed for memory: the container's OOM killer picks the biggest process): a pending
+  // evaluate would wait for ever, so this process ends and the driver fails the running case as crashed
+  page.on('error', () => process.exit(4));
   await page.goto(ORIGIN + '/index.html', { waitUntil: 'load' });
   // the maps draw (and ask for their tiles) on animation frames: let the first ones pass, so that the page's own
   // tile requests are counted as the page's, not as the first case's

@@ -77,24 +77,9 @@ def _kill(pgids):
             pass
 
 
-def _data_limit(mb):
-    """RLIMIT_DATA for the browser runner and every Chromium process it starts: the memory a process may make
-    writable. Chromium's large reservations are PROT_NONE and need address space only (RLIMIT_AS, raised for
-    these tasks); this bounds what it can use, a buffer of gigabytes in the page fails to allocate."""
-    if mb is None:
-        return None
-
-    def limit():
-        import resource
-
-        resource.setrlimit(resource.RLIMIT_DATA, (mb << 20, mb << 20))
-
-    return limit
-
-
 def _run_child(payload, cases, budget):
     """One Node process on `cases` (in order). Returns (records by index, why it stopped early or None,
-    bytes read, whether its lines were well-formed)."""
+    bytes read, whether its lines were well-formed, ms from its start to each start-up step it reached)."""
     import secrets
     import select
     import subprocess
@@ -111,12 +96,11 @@ def _run_child(payload, cases, budget):
     try:
         proc = subprocess.Popen([payload["node"], "--no-warnings", f"--max-old-space-size={payload['heap_mb']}",
                                  "-e", payload["runner"]], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, pass_fds=(w,), close_fds=True, start_new_session=True,
-                                preexec_fn=_data_limit(payload.get("data_mb")))
+                                stderr=subprocess.PIPE, pass_fds=(w,), close_fds=True, start_new_session=True)
     except OSError as e:
         os.close(r)
         os.close(w)
-        return {}, f"could not start node: {e}", 0, True
+        return {}, f"could not start node: {e}", 0, True, {}
     os.close(w)
     streams = [_Stream(proc.stdout.fileno(), payload["output_cap"]), _Stream(proc.stderr.fileno(), payload["output_cap"])]
     records = {}
@@ -129,6 +113,7 @@ def _run_child(payload, cases, budget):
     stopped = None
     tampered = False
     browser_pgid = None
+    started = {}  # start-up step -> ms since the process started (Chromium launched, the page ready)
     buf = b""
     read = 0
     try:
@@ -180,6 +165,7 @@ def _run_child(payload, cases, budget):
             if ok and step == "build" and item[0] == "browser" and len(item) == 2 and type(item[1]) is int and \
                     item[1] > 1 and browser_pgid is None and "browser" in payload:
                 browser_pgid = item[1]
+                started["chromium"] = (time.monotonic() - start) * 1000.0
             elif ok and step == "build" and item[0] == "built" and len(item) == 2 and isinstance(item[1], dict):
                 for index, why in item[1].items():
                     if not (index.isdigit() and int(index) in limits and isinstance(why, str)):
@@ -189,6 +175,7 @@ def _run_child(payload, cases, budget):
                 step = "load"
                 deadline = time.monotonic() + payload["load_limit_s"]
             elif ok and step == "load" and item == ["ready"]:
+                started["ready"] = (time.monotonic() - start) * 1000.0
                 next_case()
             elif ok and step == "load" and item[0] == "load_error" and len(item) == 3 and all(isinstance(x, str) for x in item[1:]):
                 for index in pending:
@@ -259,7 +246,7 @@ def _run_child(payload, cases, budget):
                 record(index, status=why if step == "load" else "infra", error=f"while {'loading the code' if step == 'load' else 'building the arguments'}: {stopped}")
         pending.clear()
     _attribute(records, streams, payload["marker"].encode(), running, payload["output_head"])
-    return records, stopped, read, tampered
+    return records, stopped, read, tampered, started
 
 
 def _attribute(records, streams, marker, running, head):
@@ -303,27 +290,29 @@ def main():
     if browser is not None:
         missing = None if os.access(browser["chromium"], os.X_OK) else (
             f"this sandbox has no Chromium at {browser['chromium']}: the Leaflet / OpenLayers runner needs headless "
-            f"Chromium (run these tasks with --sandbox bwrap on a host with Debian's chromium installed)")
+            f"Chromium (Docker: the harness-js-browser image, `harness sandbox build`; bwrap: Debian's chromium on "
+            f"the host, `apt-get install chromium`)")
         import resource
 
         space = resource.getrlimit(resource.RLIMIT_AS)[0]
         if missing is None and space != resource.RLIM_INFINITY and space < browser["min_address_mb"] << 20:
-            missing = (f"the sandbox's memory limit ({space >> 20} MB of address space) is below the "
+            missing = (f"the sandbox's address-space limit ({space >> 20} MB) is below the "
                        f"{browser['min_address_mb']} MB Chromium reserves: run Leaflet / OpenLayers as their own "
-                       f"variants (geojseval@leaflet, @openlayers), whose limits allow it")
+                       f"variants (geojseval@leaflet, @openlayers), whose limits (address_space_mb) allow it")
         if missing is not None:
             sys.stdout.write(f"{nonce} {json.dumps({'version': VERSION, 'unavailable': missing})}\n")
             return
         browser["modules"] = _unpack(browser.pop("files"))
         del browser["min_address_mb"]
-        payload["data_mb"] = browser.pop("data_mb")
     cases = payload["cases"]
     budget = payload["report_max"]
     results = {}
     children = 0
+    start_ms = None  # the first process's start-up (bench/geojseval_runners.py reports Chromium's)
     todo = list(cases)
     while todo:
-        records, stopped, read, tampered = _run_child(payload, todo, budget)
+        records, stopped, read, tampered, started = _run_child(payload, todo, budget)
+        start_ms = started if start_ms is None else start_ms
         if tampered:  # a line the runner never sends: none of this process's answers can be trusted
             for rec in records.values():
                 if rec["status"] not in ("factory_error", "infra"):
@@ -340,7 +329,8 @@ def main():
         import shutil
 
         shutil.rmtree(os.path.dirname(browser["modules"]), ignore_errors=True)
-    report = {"version": VERSION, "cases": [results[c["index"]] for c in cases], "processes": children}
+    report = {"version": VERSION, "cases": [results[c["index"]] for c in cases], "processes": children,
+              "start_ms": start_ms or {}}
     sys.stdout.write(f"{nonce} {json.dumps(report)}\n")
     sys.stdout.flush()
 

@@ -66,7 +66,7 @@ async def run_cases(sandbox: Any, code: str, function: str, cases: list[dict[str
         else:
             sources, runner, build_s = libs.browser_bundle(visual), BROWSER_RUNNER_SOURCE, BROWSER_BUILD_LIMIT_S
             browser = {"chromium": CHROMIUM, "page": PAGES[visual], "files": libs.puppeteer_files(),
-                       "min_address_mb": 128 << 10, "data_mb": heap_mb + 1024}
+                       "min_address_mb": 128 << 10}
     except (libs.LibraryError, OSError) as e:
         raise InfraError(f"GeoJSEval's JavaScript libraries: {e}") from e
     nonce = secrets.token_hex(16)

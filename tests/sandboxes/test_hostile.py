@@ -303,8 +303,10 @@ async def test_pooled_reset_removes_ipc_queues_and_processes(kind, make_backend)
         r = await sb1.exec(["python3", "-c", POISON], timeout_s=20)
         assert r.stdout.split()[:2] == ["shm", "2"], r  # the poison was really planted
     async with backend.acquire() as sb2:
+        # every process but this shell's parent (Docker's command runner, started for this sample)
         r = await sb2.exec(["sh", "-c", "cat /proc/sysvipc/shm | wc -l; ls -A /dev/mqueue 2>/dev/null | wc -l; "
-                                        "for p in /proc/[0-9]*; do cat $p/cmdline 2>/dev/null | tr '\\0' ' '; echo; done"])
+                                        "for p in /proc/[0-9]*; do [ ${p#/proc/} = $PPID ] && continue; "
+                                        "cat $p/cmdline 2>/dev/null | tr '\\0' ' '; echo; done"])
         lines = r.stdout.splitlines()
         assert lines[0] == "1" and lines[1] == "0", r.stdout  # only the header of /proc/sysvipc/shm
         assert not any("sleep" in line and "infinity" not in line for line in lines[2:]) and \
@@ -327,6 +329,29 @@ async def test_docker_reset_shell_cannot_be_attached_by_the_sample_uid(kind, mak
                                        "head -c1 /proc/$pid/mem >/dev/null 2>&1 && echo mem-open || echo mem-closed; "
                                        "sleep 5 & p2=$!; ls /proc/$p2/fd >/dev/null 2>&1 && echo control-open"])
     assert r.stdout.split() == ["fd-closed", "mem-closed", "control-open"], r  # the control proves the probe works
+
+
+async def test_docker_runner_cannot_be_forged_or_read_and_survives_its_killing(kind, make_backend):
+    """The command runner is the parent of every command and runs as the sample's uid. It is non-dumpable, so a
+    command can neither write a forged reply into its output stream nor read its memory (the nonce); a command
+    that kills it loses only its own output, and the next command gets a new runner in the same container."""
+    if kind != "docker":
+        pytest.skip("docker only")
+    backend = make_backend(pool_size=1)
+    async with backend.acquire(fresh=True) as sb:
+        await sb.write_file("kept.txt", "still here")
+        forged = '{"id": 2, "rc": 0, "out": "Zm9yZ2Vk", "err": "", "timed_out": false, "truncated": false, ' \
+                 '"duration": 0}'
+        r = await sb.exec(["sh", "-c", f"echo '{forged}' > /proc/$PPID/fd/1 && echo wrote || echo fd-closed; "
+                                       "head -c1 /proc/$PPID/mem >/dev/null 2>&1 && echo mem-open || echo mem-closed; "
+                                       "grep -c . /proc/$PPID/cmdline >/dev/null && echo cmdline-readable"])
+        # the control (its cmdline, readable by anyone) proves the probes reached the runner
+        assert r.stdout.split() == ["fd-closed", "mem-closed", "cmdline-readable"], r
+        r = await sb.exec(["sh", "-c", "echo before; kill -9 $PPID; sleep 1; echo after"])
+        assert r.returncode == 137 and "runner was killed from inside the sandbox" in r.stderr, r
+        assert not sb.broken
+        r = await sb.exec(["cat", "kept.txt"])
+        assert r.ok and r.stdout == "still here", r
 
 
 async def test_read_file_refuses_fifos_and_oversized_files_without_hanging(backend):

@@ -154,14 +154,15 @@ def test_sandbox_paths():
 
 
 async def test_docker_host_deadline_kills_a_hung_exec(kind, make_backend, monkeypatch):
-    """If the in-container `timeout` ever fails to fire, the host-side deadline still ends the exec
-    and retires the container."""
+    """Without the command runner (an image without its Python): if the in-container `timeout` ever fails to
+    fire, the host-side deadline still ends the exec and retires the container."""
     if kind != "docker":
         pytest.skip("docker only")
     from harness.sandboxes._docker import DockerSandbox
 
     monkeypatch.setattr(DockerSandbox, "_timeout_prefix", staticmethod(lambda t: []))  # no inner timeout
     backend = make_backend(pool_size=1)
+    backend.exec_agent = None  # one docker exec per command
     async with backend.acquire() as sb:
         t0 = time.monotonic()
         r = await sb.exec(["sleep", "60"], timeout_s=1)
@@ -171,6 +172,57 @@ async def test_docker_host_deadline_kills_a_hung_exec(kind, make_backend, monkey
         assert not state["Running"]
     async with backend.acquire() as sb2:
         assert sb2.id != sb.id
+
+
+async def test_docker_commands_go_through_one_runner_per_container(kind, make_backend, monkeypatch):
+    """Every command of a container's sample goes to its command runner: one `docker exec` for many commands,
+    with the same results (exit codes, both streams, stdin, deadlines, caps, a missing command) as an exec each."""
+    if kind != "docker":
+        pytest.skip("docker only")
+    backend = make_backend(pool_size=1)
+    execs = []
+    create = backend.api.exec_create
+    monkeypatch.setattr(backend.api, "exec_create", lambda *a, **k: execs.append(a[1]) or create(*a, **k))
+    async with backend.acquire(fresh=True) as sb:
+        r = await sb.exec(["sh", "-c", "echo out; echo err >&2; exit 3"])
+        assert (r.returncode, r.stdout, r.stderr) == (3, "out\n", "err\n")
+        r = await sb.exec(["python3", "-c", "import sys; print(sys.stdin.read()[::-1])"], input="abc")
+        assert r.stdout == "cba\n"
+        assert (await sb.exec(["no-such-command"])).returncode == 127
+        r = await sb.exec(["sh", "-c", "echo partial; sleep 30"], timeout_s=1)
+        assert r.timed_out and r.returncode is None and r.stdout == "partial\n"
+        r = await sb.exec(["yes"], output_bytes=1000)
+        assert r.truncated and len(r.stdout) == 1000
+        # what a command leaves running in its group goes with it, as on the other backends
+        r = await sb.exec(["sh", "-c", "sleep 30 & echo started"], timeout_s=10)
+        assert r.ok and r.duration_s < 2, r
+        assert (await sb.exec(["sh", "-c", "pgrep -x sleep || echo none"])).stdout.strip() == "none"
+        await sb.write_file("notes/a.txt", "kept")
+        assert await sb.read_file("notes/a.txt") == b"kept"
+    assert len(execs) == 1 and "python3" in execs[0][0], execs
+    # a pooled use (a scorer's single command) costs no runner start: its first command is one exec of its own
+    execs.clear()
+    async with backend.acquire() as sb:
+        assert (await sb.exec(["echo", "one"])).stdout == "one\n"
+        assert len(execs) == 1 and execs[0][0] == "timeout", execs
+        for word in ("two", "three"):
+            assert (await sb.exec(["echo", word])).stdout == f"{word}\n"
+    assert len(execs) == 2 and "python3" in execs[1][0], execs
+
+
+async def test_docker_a_stopped_runner_is_met_by_the_host_deadline(kind, make_backend):
+    """A command that stops its own runner (SIGSTOP to its parent) gets no answer: the host's deadline ends the
+    call and retires the container, as for a hung exec."""
+    if kind != "docker":
+        pytest.skip("docker only")
+    backend = make_backend(pool_size=1)
+    async with backend.acquire(fresh=True) as sb:
+        t0 = time.monotonic()
+        r = await sb.exec(["sh", "-c", "kill -STOP $PPID; sleep 60"], timeout_s=1)
+        assert r.timed_out and r.returncode is None and time.monotonic() - t0 < 6
+        assert sb.broken
+        state = await asyncio.to_thread(lambda: backend.api.inspect_container(sb.id)["State"])
+        assert not state["Running"]
 
 
 async def test_sandboxes_satisfy_the_protocol(backend):
