@@ -112,9 +112,14 @@ def test_without_version_route_the_interpreter_answers_and_a_node_without_nvidia
 
 
 def test_revisions_resolved_without_the_network(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
     root = hub_cache(tmp_path, "Org/Tiny-Instruct")
     monkeypatch.setenv("HF_HUB_CACHE", str(root))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # huggingface_hub reads both at its import, which an earlier test of the session may have done
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(root))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     assert resolve_revision("Org/Tiny-Instruct")["commit"] == COMMIT_MAIN
     missing = resolve_revision("Org/Not-Downloaded")
     assert missing["commit"] is None and "not in the local Hugging Face cache" in missing["why"]
