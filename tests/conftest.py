@@ -52,6 +52,15 @@ def llamacpp_url() -> str:
 
 
 @pytest.fixture
+def slurm() -> None:
+    """The single-node Slurm of .ci/setup-slurm.sh (dev.sh test sets HARNESS_TEST_SLURM=1 once it is up)."""
+    if not os.environ.get("HARNESS_TEST_SLURM"):
+        if os.environ.get("CI"):
+            pytest.fail("HARNESS_TEST_SLURM is not set in CI: .ci/run must start Slurm (.ci/setup-slurm.sh)")
+        pytest.skip("no Slurm cluster (run .ci/setup-slurm.sh as root, then set HARNESS_TEST_SLURM=1)")
+
+
+@pytest.fixture
 def sqlite_url(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'harness.db'}"
 

@@ -19,15 +19,6 @@ ENV = {**os.environ, "OPENAI_API_KEY": "sk-test"}
 PG = pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
 
 
-@pytest.fixture
-def slurm() -> None:
-    """The single-node Slurm of .ci/setup-slurm.sh (dev.sh test sets HARNESS_TEST_SLURM=1 once it is up)."""
-    if not os.environ.get("HARNESS_TEST_SLURM"):
-        if os.environ.get("CI"):
-            pytest.fail("HARNESS_TEST_SLURM is not set in CI: .ci/run must start Slurm (.ci/setup-slurm.sh)")
-        pytest.skip("no Slurm cluster (run .ci/setup-slurm.sh as root, then set HARNESS_TEST_SLURM=1)")
-
-
 def submit(db_url: str, url: str, tmp_path: Path, *extra: str) -> dict:
     result = subprocess.run([*HARNESS, "eval", "-m", "openai/fake", "--base-url", url, "-t", "cipherbank",
                              "--data", "bundled", "--executor", "slurm", "--db", db_url, "--json", *extra],

@@ -5,9 +5,7 @@ nightly submits the run's stored job script again. Against PostgreSQL and the lo
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,18 +14,7 @@ import pytest
 import harness
 from harness.store import Store
 
-HARNESS = [str(Path(sys.executable).parent / "harness")]
-ENV = {**os.environ, "OPENAI_API_KEY": "sk-test"}
-PG = pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
-
-
-@pytest.fixture
-def slurm() -> None:
-    """The single-node Slurm of .ci/setup-slurm.sh (dev.sh test sets HARNESS_TEST_SLURM=1 once it is up)."""
-    if not os.environ.get("HARNESS_TEST_SLURM"):
-        if os.environ.get("CI"):
-            pytest.fail("HARNESS_TEST_SLURM is not set in CI: .ci/run must start Slurm (.ci/setup-slurm.sh)")
-        pytest.skip("no Slurm cluster (run .ci/setup-slurm.sh as root, then set HARNESS_TEST_SLURM=1)")
+from test_slurm import ENV, HARNESS, PG
 
 
 def config(tmp_path: Path, url: str, *, limit: int, slurm: str, max_samples: int | None = None) -> Path:
