@@ -135,7 +135,7 @@ class _CommandRunner:
     on its stdout, read by a thread of their own and matched to the waiting call by id. Every reply line must
     carry the nonce sent first (see _exec_agent.py for what the sample's code can and cannot reach)."""
 
-    def __init__(self, api: Any, exec_id: str, sock: Any, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, exec_id: str, sock: Any, loop: asyncio.AbstractEventLoop) -> None:
         self.exec_id, self._sock, self._loop = exec_id, sock, loop
         self._raw = getattr(sock, "_sock", sock)
         self._nonce = secrets.token_hex(16)
@@ -273,7 +273,7 @@ class DockerSandbox:
         ex = await b.run(api.exec_create, self.id, [b.exec_agent, "-I", "-S", "-c", AGENT_SOURCE], stdin=True,
                          user=b.exec_user, workdir="/", environment={})
         sock = await b.run(api.exec_start, ex["Id"], socket=True)
-        return _CommandRunner(api, ex["Id"], sock, asyncio.get_running_loop())
+        return _CommandRunner(ex["Id"], sock, asyncio.get_running_loop())
 
     async def _via_runner(self, cmd: list[str], data: bytes | None, timeout: float, cwd: str,
                           env: dict[str, str], cap: int) -> _Ran:
