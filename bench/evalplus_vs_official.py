@@ -78,14 +78,16 @@ def read_release(path: Path) -> list[dict]:
     return records
 
 
-def write_mix(records: list[dict], samples: Path, kinds: Path, n_mutants: int, seed: int) -> int:
-    """The samples file (n rows per task, in order) and its side file of kinds; returns n."""
-    n = 0
+def write_mix(records: list[dict], samples: Path, kinds: Path, n_mutants: int, seed: int,
+              exclude: frozenset[str] = frozenset()) -> int:
+    """The samples file (n rows per task, in order) and its side file of kinds; returns n. Programs of an
+    `exclude`d kind are left out, and every problem keeps as many programs as the one left with fewest."""
+    chosen = [[(kind, src) for kind, src in mix.programs(rec, n_mutants, seed) if kind not in exclude]
+              for rec in records]
+    n = min((len(progs) for progs in chosen), default=0)
     with open(samples, "w") as s, open(kinds, "w") as k:
-        for rec in records:
-            progs = mix.programs(rec, n_mutants, seed)
-            n = len(progs)
-            for i, (kind, src) in enumerate(progs):
+        for rec, progs in zip(records, chosen):
+            for i, (kind, src) in enumerate(progs[:n]):
                 s.write(json.dumps({"task_id": rec["task_id"], "solution": src}) + "\n")
                 k.write(json.dumps({"task_id": rec["task_id"], "index": i, "kind": kind}) + "\n")
     return n
@@ -184,10 +186,17 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "evalplus_vs_official",
                     help="report path without suffix (.json and .md are written)")
     ap.add_argument("--keep", action="store_true", help="keep the work folder (samples, logs, databases)")
+    ap.add_argument("--exclude-kinds", default="",
+                    help="comma-separated program kinds to leave out of the mix (e.g. variant:infinite_loop)")
     args = ap.parse_args()
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
     if unknown := [d for d in datasets if d not in SETS]:
         raise SystemExit(f"--datasets: unknown {', '.join(unknown)}; use a comma-separated list of {', '.join(SETS)}")
+    exclude = frozenset(k.strip() for k in args.exclude_kinds.split(",") if k.strip())
+    if unknown := sorted(k for k in exclude if k.split(":")[-1] not in mix.VARIANTS and k != "canonical"
+                         and not k.startswith("mutant:")):
+        raise SystemExit(f"--exclude-kinds: unknown {', '.join(unknown)}; kinds are canonical, mutant:<op> and "
+                         f"variant:<name> with name one of {', '.join(mix.VARIANTS)}")
     if args.repeats < 1 or args.mutants < 0:
         raise SystemExit("--repeats must be at least 1 and --mutants at least 0")
     data = {"humaneval": args.humaneval.resolve(), "mbpp": args.mbpp.resolve()}
@@ -199,7 +208,7 @@ def main() -> None:
     for d in datasets:
         records[d] = {r["task_id"]: r for r in read_release(data[d])}
         n[d] = write_mix(list(records[d].values()), work / f"{d}_samples.jsonl", work / f"{d}_kinds.jsonl",
-                         args.mutants, args.seed)
+                         args.mutants, args.seed, exclude)
         rows = [json.loads(line) for line in open(work / f"{d}_kinds.jsonl")]
         kinds[d] = {(r["task_id"], r["index"]): r["kind"] for r in rows}
         programs = [json.loads(line)["solution"] for line in open(work / f"{d}_samples.jsonl")]
@@ -297,7 +306,7 @@ def summarize(args, datasets, data, n, kinds, records, solutions, times, runs, l
     return {
         "config": {"sandbox": args.sandbox, "repeats": args.repeats, "mutants": args.mutants, "seed": args.seed,
                    "evalplus_parallel": args.parallel, "min_time_limit": 4, "data": {d: str(data[d]) for d in datasets},
-                   "programs_per_problem": n, "problems": {d: len(records[d]) for d in datasets},
+                   "programs_per_problem": n, "excluded_kinds": sorted(exclude), "problems": {d: len(records[d]) for d in datasets},
                    "kinds": {d: dict(collections.Counter(kinds[d].values())) for d in datasets},
                    "replay_assumption": "EvalPlus {task_id, solution} rows are run verbatim by the harness"},
         "machine": {"cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
@@ -316,7 +325,8 @@ def markdown(r: dict) -> str:
              f"Sandbox {c['sandbox']}, {c['repeats']} repeat(s) (medians), evalplus --parallel {c['evalplus_parallel']}, "
              f"--min-time-limit 4; {m['cores']} cores, 1-min load at run starts {m['load_1min_at_run_starts']['min']:.1f}"
              f"-{m['load_1min_at_run_starts']['max']:.1f} (shared machine); harness {m['harness_commit']}. "
-             f"Programs per problem: {c['programs_per_problem']}; problems: {c['problems']}. "
+             f"Programs per problem: {c['programs_per_problem']}; problems: {c['problems']}; left out of the mix: "
+             f"{', '.join(c.get('excluded_kinds') or []) or 'nothing'}. "
              f"Assumes: {c['replay_assumption']}.", "",
              "| dataset/cache | evalplus s | harness s | ratio |", "|---|---:|---:|---:|"]
     lines += [f"| {k} | {v['evalplus_s']:.2f} | {v['harness_s']:.2f} | {v['ratio']:.2f} |" for k, v in r["wall"].items()]

@@ -112,3 +112,14 @@ def test_bundled_problems_give_n_valid_programs(name):
             compile(src, f"{rec['task_id']} {kind}", "exec", dont_inherit=True)
         padded += sum(k == "canonical" for k, _ in progs) - 1
     assert padded <= 0.05 * N * len(records)  # only one-line solutions run out of mutants
+
+
+def test_a_kind_left_out_of_the_mix_leaves_every_problem_the_same_count(tmp_path):
+    bench = _load("evalplus_vs_official")
+    ident = {"task_id": "Hand/2", "entry_point": "ident", "prompt": "def ident(x):\n", "canonical_solution": "    return x\n"}
+    n = bench.write_mix([RECORD, ident], tmp_path / "s.jsonl", tmp_path / "k.jsonl", 4, 0,
+                        frozenset({"variant:infinite_loop"}))
+    kinds = [json.loads(line) for line in open(tmp_path / "k.jsonl")]
+    assert n == N - 1 and len(kinds) == 2 * n
+    assert not any(k["kind"] == "variant:infinite_loop" for k in kinds)
+    assert [k["task_id"] for k in kinds] == ["Hand/1"] * n + ["Hand/2"] * n

@@ -2,12 +2,14 @@
 
 The harness runs this file's source as `python3 -c SOURCE` with a JSON payload on stdin. Two roles:
 
-- The driver (trusted) reads the whole payload, makes itself non-dumpable (so code running as the
-  same uid can neither read nor write its memory or file descriptors through /proc or ptrace), and
-  for each phase (base inputs, plus inputs) starts a *fresh* interpreter, `python3 -I -c SOURCE
-  child`, like EvalPlus's one process per `untrusted_check`. The child never sees the driver's
-  memory, its stdout or the report nonce: it gets only the program and the inputs on its stdin and
-  answers on a pipe. The driver checks every line the child sends (order, shape, size), enforces
+- The driver (trusted, `python3 -I -c SOURCE`) first forks two test processes, before it has read
+  anything: they hold nothing of the payload. Then it reads the whole payload, makes itself
+  non-dumpable (so code running as the same uid can neither read nor write its memory or file
+  descriptors through /proc or ptrace), and gives each phase (base inputs, plus inputs) a test
+  process of its own, like EvalPlus's one forked process per `untrusted_check`: a spare, or a
+  fresh interpreter (`python3 -I -c SOURCE child`) once the spares are used. A test process never
+  sees the driver's memory, its stdout or the report nonce: it gets only the program and the
+  inputs on its stdin and answers on a pipe; a spare stays non-dumpable until it has its job. The driver checks every line the child sends (order, shape, size), enforces
   the per-input and per-phase deadlines from outside the child, and prints one report framed by
   the run's nonce on its own stdout, which the child cannot reach.
 - The child (untrusted: it runs the model's program) loads the solution as Python would run the
@@ -16,7 +18,12 @@ The harness runs this file's source as `python3 -c SOURCE` with a JSON payload o
   outputs, encoded, to the driver.
 
 Nothing here decides pass or fail: the expected outputs never enter the sandbox, and the harness
-compares the outputs after parsing the report with `json` only. A program that exits early, kills
+compares the outputs after parsing the report with `json` only. The driver (never the child) may
+hold a fingerprint of each expected output that `==` alone decides; it stops a candidate's run at
+the first output whose fingerprint differs, so that a wrong program fails after its first wrong
+output instead of running every input, as EvalPlus's fast_check stops. That stop is a hint: the
+harness compares the outputs it got and, when the stopped-at output is right after all (1.0 for
+1, a Counter for a dict), runs the program again without fingerprints. A program that exits early, kills
 the driver, floods or forges the pipe leaves missing or invalid outputs, which fail.
 
 Stdlib only (numpy is encoded when the solution already imported it): the same file must run on
@@ -27,7 +34,7 @@ import json
 import sys
 
 # Bumped whenever the report or the encoding changes: part of the ground-truth cache key.
-VERSION = "3"
+VERSION = "4"
 
 # ---------------------------------------------------------------- codec
 # JSON cannot tell a tuple from a list, has no sets, complex numbers or non-string keys, and the
@@ -148,15 +155,74 @@ def _encode_stdlib(kind, name, v, enc):
     raise ValueError(kind)
 
 
+def fingerprint(enc):
+    """A digest of an encoded value that equal values share where that is cheap to see: set elements
+    and mapping items in sorted order (a set of strings iterates in another order in every process),
+    a number with an integral value as that int (6.0, Fraction(6), True == 1), no class on a
+    mapping (a Counter equals the dict of its items). Equal values may still differ here: a differing
+    fingerprint stops a run, and the harness confirms the stop on the values themselves."""
+    import hashlib
+
+    canonical = json.dumps(_canonical(enc), sort_keys=True, separators=(",", ":"))
+    return hashlib.blake2b(canonical.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def _dump(v):
+    return json.dumps(v, sort_keys=True, separators=(",", ":"))
+
+
+def _int_form(n):
+    return n if -(1 << 53) < n < (1 << 53) else {"$": "int", "x": format(n, "x")}
+
+
+def _canonical(v):
+    t = type(v)
+    if t is list:
+        return [_canonical(x) for x in v]
+    if t is bool:
+        return int(v)
+    if t is float:
+        return _int_form(int(v)) if v.is_integer() else v
+    if t is not dict:
+        return v
+    tag, items = v.get("$"), v.get("v")
+    if tag == "int":
+        return _int_form(int(v["x"], 16))
+    if type(items) is not list:
+        if tag == "decimal":
+            import decimal
+
+            d = decimal.Decimal(str(items))
+            return _int_form(int(d)) if d.is_finite() and d == d.to_integral_value() else v
+        if tag == "np":
+            return _canonical(items)
+        return v
+    if tag in ("set", "frozenset"):
+        return {"$": "set", "v": sorted((_canonical(x) for x in items), key=_dump)}
+    if tag in ("dict", "dict_items"):
+        pairs = [_canonical(x) for x in items]
+        return {"$": tag, "v": sorted(pairs, key=lambda kv: _dump(kv[0] if type(kv) is list and kv else kv))}
+    if tag == "fraction" and len(items) == 2 and _canonical(items[1]) == 1:
+        return _canonical(items[0])
+    if tag == "complex" and len(items) == 2 and items[1] == 0:
+        return _canonical(items[0])
+    return {**v, "v": _canonical(items)}
+
+
 # ---------------------------------------------------------------- the child (runs the model's program)
 
-def _child_main():
+def _child_main(spare=False):
     import copy
     import os
     import signal
     import time
 
-    job = json.loads(sys.stdin.buffer.read())
+    raw = sys.stdin.buffer.read()
+    if not raw:  # a spare the driver did not need
+        return
+    job = json.loads(raw)
+    if spare:  # as a fresh interpreter is: the program may read its own /proc entries
+        _set_dumpable(1)
     out = os.dup(1)  # the pipe to the driver; fds 0-2 become /dev/null for the program
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
@@ -276,13 +342,95 @@ def _reliability_guard(maximum_memory_bytes):
 
 # ---------------------------------------------------------------- the driver (trusted)
 
-def _protect_driver():
-    """Non-dumpable: /proc/<pid>/{mem,fd,environ} and ptrace are closed to other processes of this uid."""
+def _set_dumpable(flag):
+    """Non-dumpable (0): /proc/<pid>/{mem,fd,environ} and ptrace are closed to other processes of this uid."""
     import ctypes
 
     PR_SET_DUMPABLE = 4
-    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE, 0) failed")
+    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, flag, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), f"prctl(PR_SET_DUMPABLE, {flag}) failed")
+
+
+class _TestProcess:
+    """A test process: its pid (the leader of its own session), the pipe its job goes to, the pipe it answers on."""
+
+    def __init__(self, pid, job_fd, out_fd, popen=None):
+        self.pid, self.job_fd, self.out_fd, self._popen = pid, job_fd, out_fd, popen
+
+    @classmethod
+    def fork(cls):
+        """A spare, forked before the driver reads its payload: the state of a fresh `-I` interpreter that
+        has imported what the test process needs, without the start-up. Non-dumpable until it has its job."""
+        import os
+
+        job_r, job_w = os.pipe()
+        out_r, out_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # never returns into the driver's code
+            try:
+                os.setsid()
+                _set_dumpable(0)
+                null = os.open(os.devnull, os.O_RDWR)
+                os.dup2(job_r, 0)
+                os.dup2(out_w, 1)
+                os.dup2(null, 2)
+                os.closerange(3, 1 << 16)  # the other spares' pipes among them
+                _child_main(spare=True)
+            finally:
+                os._exit(0)
+        os.close(job_r)
+        os.close(out_w)
+        return cls(pid, job_w, out_r)
+
+    @classmethod
+    def spawn(cls, source):
+        import subprocess
+
+        proc = subprocess.Popen([sys.executable, "-I", "-c", source, "child"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, close_fds=True,
+                                start_new_session=True)
+        return cls(proc.pid, proc.stdin.fileno(), proc.stdout.fileno(), proc)
+
+    def send_job(self, data):
+        import os
+
+        try:  # the test process reads its whole job before it runs anything of the program
+            while data:
+                data = data[os.write(self.job_fd, data):]
+        except OSError:
+            pass
+        self._close("job_fd")
+
+    def kill(self):
+        """Kill it and what it left in its session, and reap it."""
+        import os
+        import signal
+
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        if self._popen is not None:
+            self._popen.kill()
+            self._popen.wait()
+            self._popen.stdin.close()
+            self._popen.stdout.close()
+            return
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        os.waitpid(self.pid, 0)
+        self._close("job_fd")
+        self._close("out_fd")
+
+    def _close(self, name):
+        import os
+
+        fd = getattr(self, name)
+        if fd is not None and self._popen is None:
+            os.close(fd)
+        setattr(self, name, None)
 
 
 def _own_source():
@@ -290,9 +438,10 @@ def _own_source():
     return argv[argv.index("-c") + 1]
 
 
-def _run_child(source, phase, payload, first, phase_deadline, budget):
+def _run_child(source, phase, payload, first, phase_deadline, budget, spares):
     """One fresh interpreter on the phase's inputs from `first` on. Returns (ready, load_error, results,
-    why it stopped early or None, bytes read). Every line is checked; the first bad one ends the child."""
+    why it stopped early or None, bytes read, the input whose output's fingerprint differs from the
+    expected one or None). Every line is checked; the first bad one ends the child."""
     import os
     import select
     import signal
@@ -300,22 +449,17 @@ def _run_child(source, phase, payload, first, phase_deadline, budget):
     import time
 
     limits, grace = phase["limits"], payload["grace_s"]
+    expect = phase.get("expect") or [None] * len(limits)  # fingerprints, by input; None: no early stop
+    mismatch = None
     job = {"code": payload["code"], "entry_point": payload["entry_point"], "trusted": payload["trusted"],
            "first": first, "inputs": phase["inputs"][first:], "limits": limits[first:]}
     try:
-        proc = subprocess.Popen([sys.executable, "-I", "-c", source, "child"], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, close_fds=True,
-                                start_new_session=True)
+        proc = spares.pop(0) if spares else _TestProcess.spawn(source)
     except OSError as e:
-        return False, f"could not start the test process: {e}", [], "start failed", 0
+        return False, f"could not start the test process: {e}", [], "start failed", 0, None
     ready, load_error, results, stopped, read = False, None, [], None, 0
-    try:
-        # the child reads its whole job before it runs anything of the program
-        proc.stdin.write(json.dumps(job).encode())
-        proc.stdin.close()
-    except OSError:
-        pass
-    fd = proc.stdout.fileno()
+    proc.send_job(json.dumps(job).encode())
+    fd = proc.out_fd
     expect_next = first
     input_deadline = phase_deadline
     pending = []
@@ -364,23 +508,26 @@ def _run_child(source, phase, payload, first, phase_deadline, budget):
                     expect_next += 1
                     if expect_next == len(limits) or (item[1] != "ok" and not payload["trusted"]):
                         done = True
+                    elif item[1] == "ok" and expect[item[0]] is not None and _differs(item[2], expect[item[0]]):
+                        mismatch, done = item[0], True
             if problem is not None:
                 stopped, done = f"tampered: the test process sent {problem}", True
             if done:
                 break
         if ready and expect_next < len(limits):
             input_deadline = time.monotonic() + limits[expect_next] + grace
-    for kill in (lambda: os.killpg(proc.pid, signal.SIGKILL), proc.kill):
-        try:
-            kill()
-        except OSError:
-            pass
-    proc.wait()
-    proc.stdout.close()
-    return ready, load_error, results, stopped, read
+    proc.kill()
+    return ready, load_error, results, stopped, read, mismatch
 
 
-def _run_phase(source, phase, payload):
+def _differs(enc, expected_fingerprint):
+    try:
+        return fingerprint(enc) != expected_fingerprint
+    except (ValueError, TypeError, RecursionError):  # nothing the child sends may crash the driver
+        return True
+
+
+def _run_phase(source, phase, payload, spares):
     """The phase's outputs. A candidate's phase ends at its first failure; the canonical solution's goes
     on past an input it could not finish (a fresh interpreter from the next input), so that one slow or
     crashing input never drops the inputs after it."""
@@ -392,13 +539,17 @@ def _run_phase(source, phase, payload):
     budget = payload["report_max"]
     first = 0
     while True:
-        ready, load_error, results, stopped, read = _run_child(source, phase, payload, first, phase_deadline, budget)
+        ready, load_error, results, stopped, read, mismatch = _run_child(source, phase, payload, first,
+                                                                         phase_deadline, budget, spares)
         budget -= read
         result["ready"] = result["ready"] or ready
         result["results"] += results
         first += len(results)
         if load_error is not None:
             result["error"] = load_error
+            return result
+        if mismatch is not None:  # the candidate's first output that is (probably) wrong: its phase ends
+            result["mismatch"] = mismatch
             return result
         if stopped is None or first >= n:
             return result
@@ -420,9 +571,13 @@ def main():
     if sys.argv[1:] == ["child"]:
         _child_main()
         return
+    # what a test process needs, imported once here; the spares are forked before the payload is read
+    import copy, ctypes, faulthandler, resource, select, shutil, signal, subprocess, time  # noqa: E401, F401
+
+    spares = [_TestProcess.fork() for _ in range(2)]
     payload = json.loads(sys.stdin.buffer.read())
     nonce = payload.pop("nonce")
-    _protect_driver()
+    _set_dumpable(0)
     source = _own_source()
     report = {"version": VERSION, "phases": {}}
     failed = False
@@ -431,9 +586,11 @@ def main():
             report["phases"][phase["name"]] = {"ready": False, "error": None, "results": [],
                                                "not_run": "an earlier phase failed"}
             continue
-        result = report["phases"][phase["name"]] = _run_phase(source, phase, payload)
-        failed = not payload["trusted"] and (not result["ready"] or result.get("error") is not None
-                                             or "killed" in result or any(r[0] != "ok" for r in result["results"]))
+        result = report["phases"][phase["name"]] = _run_phase(source, phase, payload, spares)
+        failed = not payload["trusted"] and (not result["ready"] or result.get("error") is not None or "killed" in result
+                                             or "mismatch" in result or any(r[0] != "ok" for r in result["results"]))
+    for spare in spares:  # not needed: they exit without running anything
+        spare.kill()
     sys.stdout.write(f"{nonce} {json.dumps(report)}\n")
     sys.stdout.flush()
 

@@ -60,6 +60,9 @@ class Truth:
     times: dict[int, float]
     skipped: dict[int, str] = field(default_factory=dict)
     transient: set[int] = field(default_factory=set)
+    # by tested input, in order: the expected output's fingerprint where `==` alone decides the input,
+    # else None (filled on first use by the scorer: it depends on the task's oracle)
+    fingerprints: list[str | None] | None = None
 
 
 @dataclass
@@ -125,7 +128,7 @@ async def run_driver(sandbox: Any, code: str, entry_point: str, phases: list[dic
                "grace_s": GRACE_S, "report_max": REPORT_MAX}
     try:
         async with sandbox.acquire(fresh=fresh, trusted=trusted) as sb:
-            res = await sb.exec(["python3", "-c", DRIVER_SOURCE], input=json.dumps(payload), timeout_s=exec_timeout,
+            res = await sb.exec(["python3", "-I", "-c", DRIVER_SOURCE], input=json.dumps(payload), timeout_s=exec_timeout,
                                 output_bytes=REPORT_MAX + (1 << 20))
     except Exception as e:  # the sandbox itself failed: not the model's doing
         raise InfraError(f"sandbox failed: {type(e).__name__}: {e}") from e
@@ -155,7 +158,11 @@ class GroundTruth:
             if key in self._pending:
                 out[name] = await asyncio.shield(self._pending[key])
             elif (truth := await asyncio.to_thread(_load, cache_dir() / f"{key}.json.gz")) is not None:
-                out[name] = truth
+                # held for the rest of the run, as a computed one is: every sample of the problem needs it
+                if key not in self._pending:  # (another sample may have loaded it meanwhile)
+                    self._pending[key] = asyncio.get_running_loop().create_future()
+                    self._pending[key].set_result(truth)
+                out[name] = await asyncio.shield(self._pending[key])
             else:
                 missing.append(name)
         if missing:

@@ -4,7 +4,9 @@ programs submitted as a model's solution are contained, never pass, and leave th
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+import math
 import socket
 import threading
 from pathlib import Path
@@ -133,6 +135,19 @@ def _hostile(host_file, port):
         "ptrace_driver": _attack("import ctypes, posix\nlibc = ctypes.CDLL(None, use_errno=True)\n"
                                  "if libc.ptrace(16, posix.getppid(), 0, 0) != 0:\n"
                                  "    raise PermissionError(ctypes.get_errno())"),
+        # the spare test process the driver forked for a later phase, waiting for its job: its stdin is
+        # where that job comes from (LookupError if there is no such process to attack)
+        "reach_the_waiting_spare": _attack("import posix\nme, parent = posix.getpid(), posix.getppid()\n"
+                                           "def ppid(p):\n    fd = posix.open(f'/proc/{p}/stat', posix.O_RDONLY)\n"
+                                           "    try:\n        return int(posix.read(fd, 4096).rsplit(b')', 1)[1].split()[1])\n"
+                                           "    finally:\n        posix.close(fd)\n"
+                                           "spares = []\nfor p in posix.listdir('/proc'):\n"
+                                           "    if p.isdigit() and int(p) != me:\n        try:\n"
+                                           "            if ppid(p) == parent:\n                spares.append(p)\n"
+                                           "        except OSError:\n            pass\n"
+                                           "if not spares:\n    raise LookupError('no spare')\n"
+                                           "fd = posix.open(f'/proc/{spares[0]}/fd/0', posix.O_WRONLY)\n"
+                                           "posix.write(fd, b'{}')"),
         "find_the_nonce": _attack("import sys, gc\n"
                                   "seen = [o for o in gc.get_objects() if isinstance(o, dict) and 'nonce' in o]\n"
                                   "fr = sys._getframe()\nwhile fr is not None:\n"
@@ -191,6 +206,7 @@ EVIDENCE = {  # attack -> (error category, text in the verdict that only the att
     "patch_driver_memory": ("wrong_output", BLOCKED + "PermissionError"),
     "ptrace_driver": ("wrong_output", BLOCKED + "PermissionError"),
     "find_the_nonce": ("wrong_output", BLOCKED + "LookupError"),
+    "reach_the_waiting_spare": ("wrong_output", BLOCKED + "PermissionError"),
     "flood_result_pipe": ("invalid_report", "more than"),
     # lines in the test process's own format reach the driver as that process's outputs (so forging
     # them is only another way to answer); these answers are wrong, and the function's own -1 never counts
@@ -207,7 +223,9 @@ EVIDENCE = {  # attack -> (error category, text in the verdict that only the att
     "systemexit_in_function": ("runtime_error", "SystemExit"),
     "os_exit0_at_load": ("load_error", "ended early"),
     "always_equal_result": ("wrong_output", "Eq object"),
-    "patch_builtins_and_runner": ("invalid_report", "malformed or out-of-order"),
+    # the forged first line answers 0 (the function returns -1): the driver stops there as a wrong
+    # output; were 0 right, the second forged line (input #0 again) would be out of order
+    "patch_builtins_and_runner": [("wrong_output", '"got": "0"'), ("invalid_report", "malformed or out-of-order")],
 }
 
 
@@ -338,7 +356,38 @@ async def test_plus_is_not_run_after_base_timed_out(backend):
     score = await _score(task, _samples(task)["HumanEval/13"], f"```python\n{code}```", backend)
     assert score.values == {"base": 0.0, "plus": 0.0} and score.error_category == "timeout"
     assert score.metadata["base"]["status"] == "fail" and score.metadata["plus"]["status"] == "not_run"
-    # a wrong answer (no error, no timeout) still runs plus, whose verdict is reported as evalplus reports it
-    wrong = await _score(task, _samples(task)["HumanEval/13"],
-                         "```python\ndef greatest_common_divisor(a, b):\n    return 1\n```", backend)
-    assert wrong.metadata["plus"]["status"] == "fail" and wrong.metadata["plus"]["tested"] > 0
+
+
+async def test_a_wrong_program_stops_at_its_first_wrong_output(backend):
+    """As EvalPlus's fast_check: the first wrong output ends the run (the driver holds the expected
+    outputs' fingerprints), so neither the rest of base nor plus is spent on a program that failed."""
+    task = get_task("evalplus/humaneval_plus").build()
+    sample = _samples(task)["HumanEval/13"]
+    problem = json.loads(sample.files["problem.json"])
+    # gcd(a, b) == 1 is right on base input #0 (3, 7) and wrong on #1 (10, 15)
+    assert [math.gcd(*x) for x in problem["base_input"][:2]] == [1, 5]
+    wrong = await _score(task, sample, "```python\ndef greatest_common_divisor(a, b):\n    return 1\n```", backend)
+    base = wrong.metadata["base"]
+    assert wrong.value == 0.0 and wrong.error_category == "wrong_output"
+    assert (base["failed_input_index"], base["answered"], base["tested"]) == (1, 2, len(problem["base_input"]))
+    assert wrong.metadata["plus"]["status"] == "not_run" and "rerun" not in wrong.metadata
+
+
+async def test_an_output_that_only_looks_wrong_is_run_again_in_full(backend):
+    """`d.items() == set(d.items())`: evalplus passes a dict_items view where a set of pairs is expected.
+    Its encoding differs from the set's, so the driver stops at the first output; the harness finds that
+    output right and runs every input again, with no early stop."""
+    task = get_task("evalplus/humaneval_plus").build()
+    # a hand-written problem (a fixture, not benchmark data): the set of a dict's (key, value) pairs
+    problem = {"task_id": "fixture/pairs", "entry_point": "pairs", "atol": 0, "prompt": "def pairs(d):\n",
+               "canonical_solution": "    return set(d.items())\n",
+               "base_input": [[{"a": 1}], [{"b": 2, "c": 3}], [{}]], "plus_input": [[{"x": 9, "y": 8}]]}
+    sample = dataclasses.replace(_samples(task)["HumanEval/13"], files={"problem.json": json.dumps(problem)})
+    score = await _score(task, sample, "```python\ndef pairs(d):\n    return d.items()\n```", backend)
+    assert score.values == {"base": 1.0, "plus": 1.0}, score.explanation
+    assert "rerun" in score.metadata  # the early stop happened, and did not decide
+    # an output that is wrong is still wrong on the input where it first differs, in the full run
+    wrong = "def pairs(d):\n    return d.items() if 'b' not in d else {('b', 2)}\n"
+    score = await _score(task, sample, f"```python\n{wrong}\n```", backend)
+    assert score.value == 0.0 and "rerun" in score.metadata, score.explanation
+    assert score.metadata["base"]["failed_input_index"] == 1 and score.metadata["base"]["answered"] == 3
