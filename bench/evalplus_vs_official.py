@@ -172,6 +172,10 @@ def classify(dataset: str, tid: str, kind: str, solution: str, off: Verdict, har
     return "unknown"
 
 
+def excluded_kinds(args: argparse.Namespace) -> frozenset[str]:
+    return frozenset(k.strip() for k in args.exclude_kinds.split(",") if k.strip())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--humaneval", type=Path, default=SETS["humaneval"][1], help="HumanEval+ release file")
@@ -192,7 +196,7 @@ def main() -> None:
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
     if unknown := [d for d in datasets if d not in SETS]:
         raise SystemExit(f"--datasets: unknown {', '.join(unknown)}; use a comma-separated list of {', '.join(SETS)}")
-    exclude = frozenset(k.strip() for k in args.exclude_kinds.split(",") if k.strip())
+    exclude = excluded_kinds(args)
     if unknown := sorted(k for k in exclude if k.split(":")[-1] not in mix.VARIANTS and k != "canonical"
                          and not k.startswith("mutant:")):
         raise SystemExit(f"--exclude-kinds: unknown {', '.join(unknown)}; kinds are canonical, mutant:<op> and "
@@ -306,7 +310,7 @@ def summarize(args, datasets, data, n, kinds, records, solutions, times, runs, l
     return {
         "config": {"sandbox": args.sandbox, "repeats": args.repeats, "mutants": args.mutants, "seed": args.seed,
                    "evalplus_parallel": args.parallel, "min_time_limit": 4, "data": {d: str(data[d]) for d in datasets},
-                   "programs_per_problem": n, "excluded_kinds": sorted(exclude), "problems": {d: len(records[d]) for d in datasets},
+                   "programs_per_problem": n, "excluded_kinds": sorted(excluded_kinds(args)), "problems": {d: len(records[d]) for d in datasets},
                    "kinds": {d: dict(collections.Counter(kinds[d].values())) for d in datasets},
                    "replay_assumption": "EvalPlus {task_id, solution} rows are run verbatim by the harness"},
         "machine": {"cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
