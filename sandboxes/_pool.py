@@ -9,13 +9,16 @@ from ._types import SandboxError, TaskSet
 
 
 class Pool:
+    """Warm sandboxes, at most `size` in use at once; pools given the same `slots` share that bound."""
+
     def __init__(self, size: int, create: Callable[[], Awaitable[Any]], reset: Callable[[Any], Awaitable[bool]],
-                 destroy: Callable[[Any], Awaitable[None]], *, max_uses: int) -> None:
+                 destroy: Callable[[Any], Awaitable[None]], *, max_uses: int,
+                 slots: asyncio.Semaphore | None = None) -> None:
         if size < 1:
             raise ValueError("pool_size must be >= 1")
         self.size, self.max_uses = size, max_uses
         self._create, self._reset, self._destroy = create, reset, destroy
-        self._sem = asyncio.Semaphore(size)
+        self._sem = slots or asyncio.Semaphore(size)
         self._idle: list[Any] = []
         self._live: set[Any] = set()  # everything created and not yet destroyed, for aclose()
         self._tasks = TaskSet()

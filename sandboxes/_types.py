@@ -86,7 +86,7 @@ class Sandbox(Protocol):
 class SandboxBackend(abc.ABC):
     """A backend keeps two pools of warm sandboxes that never share a sandbox: one for model-written code
     and one for trusted code only (reference solutions, ground truth), so that nothing a model's program
-    left behind can reach a trusted run."""
+    left behind can reach a trusted run. Together they have pool_size sandboxes in use at most."""
 
     name: str
 
@@ -96,8 +96,12 @@ class SandboxBackend(abc.ABC):
     def _make_pools(self, size: int, create, reset, destroy, *, max_uses: int) -> None:
         from ._pool import Pool
 
-        self._pool = Pool(size, create, reset, destroy, max_uses=max_uses)
-        self._trusted_pool = Pool(size, create, reset, destroy, max_uses=max_uses)
+        # The trusted pool's sandboxes are never the candidates' (a candidate's could hold what it left
+        # behind), but both draw on the same `size` slots: ground truth computed beside candidates must
+        # not crowd the cores their time limits are measured on.
+        slots = asyncio.Semaphore(size)
+        self._pool = Pool(size, create, reset, destroy, max_uses=max_uses, slots=slots)
+        self._trusted_pool = Pool(size, create, reset, destroy, max_uses=max_uses, slots=slots)
 
     def acquire(self, *, fresh: bool = False, trusted: bool = False) -> AsyncContextManager[Sandbox]:
         """A sandbox for one use. fresh: a new one of its own, never reused (stateful samples, retries).

@@ -30,9 +30,16 @@ Evaluation as the official `evalplus.evaluate` (evalplus 0.3.1) does it:
 - Metrics: pass@k with the unbiased estimator for every k up to the epochs run (`--epochs n`).
   `replay:PATH` reads EvalPlus sample files ({task_id, solution} or {task_id, completion}).
 
-Execution (driver.py, execution.py): the candidate runs in a fresh interpreter per phase that never
-sees the driver's memory, stdout or report nonce, compiled as Python compiles a file; its outputs
-come back as plain data and the verdict is computed here. Standard-library values whose `==` is
+Execution (driver.py, execution.py): the candidate runs in a test process per phase (forked from the
+driver before the driver has read its payload, as evalplus forks one per `untrusted_check`) that
+never sees the driver's memory, stdout or report nonce, compiled as Python compiles a file; its
+outputs come back as plain data and the verdict is computed here. As evalplus's fast_check, a
+candidate's run ends at its first failing input, and plus (which counts only with base) is not run
+after base failed: the driver holds a fingerprint of each expected output that `==` alone decides
+(no special oracle, no float tolerance yet) and stops at the first output whose fingerprint
+differs. The harness checks that output itself; when it is right after all (equal values that the
+fingerprint does not unify, such as a dict_items view where a set of pairs is expected), the
+program runs again on every input with no early stop, and the Score's metadata says `rerun`. Standard-library values whose `==` is
 structural (ChainMap, UserList, UserString, MappingProxyType, dict_keys/items views, deque, range,
 Fraction, Decimal, dates, arrays) travel as data that compares as `==` does; objects of other
 classes equal nothing. The ground truth runs in a fresh sandbox, goes on past an input it cannot

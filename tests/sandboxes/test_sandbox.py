@@ -66,6 +66,31 @@ async def test_parallel_execs_share_a_small_pool(make_backend):
     assert elapsed < 8 * 0.4, f"no parallelism: {elapsed:.2f}s"
 
 
+async def test_trusted_and_candidate_pools_share_the_slots(make_backend):
+    """Ground truth (the trusted pool) and candidates never share a sandbox, and never run more sandboxes
+    at once than pool_size together: a trusted use waits for the candidate's to end."""
+    backend = make_backend(pool_size=1)
+    order = []
+
+    async def candidate():
+        async with backend.acquire() as sb:
+            order.append("candidate in")
+            await sb.exec(["true"])
+            await asyncio.sleep(0.3)
+            order.append("candidate out")
+            return id(sb)
+
+    async def trusted():
+        await asyncio.sleep(0.05)  # asks while the candidate holds the only slot
+        async with backend.acquire(trusted=True) as sb:
+            order.append("trusted in")
+            assert (await sb.exec(["true"])).ok
+            return id(sb)
+
+    ids = await asyncio.gather(candidate(), trusted())
+    assert order == ["candidate in", "candidate out", "trusted in"] and ids[0] != ids[1]
+
+
 async def test_fresh_sandbox_keeps_state_and_is_private(make_backend):
     backend = make_backend(pool_size=1)
     async with backend.acquire(fresh=True) as a, backend.acquire(fresh=True) as b:
