@@ -305,8 +305,9 @@ def summarize(args, datasets, data, n, kinds, records, solutions, times, runs, l
         a["plus_rate"] = round(a["plus_agree"] / a["samples"], 4)
     harness_commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
                                     text=True).stdout.strip()
-    dirty = bool(subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain"], capture_output=True,
-                                text=True).stdout.strip())
+    # the reports this bench writes do not make the measured code dirty
+    dirty = bool(subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", ".", ":!bench/results"],
+                                capture_output=True, text=True).stdout.strip())
     return {
         "config": {"sandbox": args.sandbox, "repeats": args.repeats, "mutants": args.mutants, "seed": args.seed,
                    "evalplus_parallel": args.parallel, "min_time_limit": 4, "data": {d: str(data[d]) for d in datasets},

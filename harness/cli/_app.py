@@ -40,6 +40,15 @@ DbOpt = Annotated[Optional[str], typer.Option(
     "--db", envvar="HARNESS_DB_URL", show_envvar=True, metavar="URL",
     help="SQLAlchemy URL of the store. Default: sqlite:///~/.local/share/harness/harness.db ($XDG_DATA_HOME honoured).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output (the same numbers as the table).")]
+# --executor slurm's job options, the same for harness eval and harness nightly (which overrides its file's
+# [slurm] table with them)
+WorkersOpt = Annotated[Optional[int], typer.Option(min=1, metavar="N", help="Slurm: array tasks (workers) of a run's job.")]
+PartitionOpt = Annotated[Optional[str], typer.Option(metavar="NAME", help="Slurm: #SBATCH --partition.")]
+TimeOpt = Annotated[Optional[str], typer.Option("--time", metavar="TIME", help="Slurm: #SBATCH --time per worker, e.g. 2:00:00.")]
+GpusOpt = Annotated[Optional[int], typer.Option(min=0, metavar="N", help="Slurm: #SBATCH --gpus per worker.")]
+AccountOpt = Annotated[Optional[str], typer.Option(metavar="NAME", help="Slurm: #SBATCH --account.")]
+SbatchLineOpt = Annotated[Optional[list[str]], typer.Option("--sbatch-line", metavar="LINE", help="Slurm: an extra #SBATCH line for the job script (e.g. '--mem=16G'). Repeatable.")]
+LeaseOpt = Annotated[Optional[float], typer.Option(min=0.1, metavar="SECONDS", help="Slurm: how long a worker holds an item without a heartbeat before others may take it (default 60).")]
 MetricsOpt = Annotated[str, typer.Option(
     "--metrics", metavar="key|all|NAME,...",
     help="Metrics shown per task: 'key' (the headline, those the paper reports and a few more), 'all' (every "
@@ -95,13 +104,13 @@ def eval_(
     resume: Annotated[Optional[str], typer.Option(metavar="RUN", help="Continue run RUN: only samples without a finished row are done.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or progress lines (stderr); the results still print.")] = False,
     executor: Annotated[str, typer.Option(metavar="local|slurm", help="local: solve here. slurm: queue the samples in the --db (PostgreSQL) and submit one sbatch array job of --workers `harness worker RUN` processes; returns once submitted (follow with harness show RUN).")] = "local",
-    workers: Annotated[Optional[int], typer.Option(min=1, metavar="N", help="--executor slurm: array tasks (workers).")] = None,
-    partition: Annotated[Optional[str], typer.Option(metavar="NAME", help="--executor slurm: #SBATCH --partition.")] = None,
-    time_limit: Annotated[Optional[str], typer.Option("--time", metavar="TIME", help="--executor slurm: #SBATCH --time per worker, e.g. 2:00:00.")] = None,
-    gpus: Annotated[Optional[int], typer.Option(min=0, metavar="N", help="--executor slurm: #SBATCH --gpus per worker.")] = None,
-    account: Annotated[Optional[str], typer.Option(metavar="NAME", help="--executor slurm: #SBATCH --account.")] = None,
-    sbatch_line: Annotated[Optional[list[str]], typer.Option("--sbatch-line", metavar="LINE", help="--executor slurm: an extra #SBATCH line for the job script (e.g. '--mem=16G'). Repeatable.")] = None,
-    lease: Annotated[Optional[float], typer.Option(min=0.1, metavar="SECONDS", help="--executor slurm: how long a worker holds an item without a heartbeat before others may take it (default 60).")] = None,
+    workers: WorkersOpt = None,
+    partition: PartitionOpt = None,
+    time_limit: TimeOpt = None,
+    gpus: GpusOpt = None,
+    account: AccountOpt = None,
+    sbatch_line: SbatchLineOpt = None,
+    lease: LeaseOpt = None,
     metrics: MetricsOpt = "key",
     db: DbOpt = None,
     as_json: JsonOpt = False,

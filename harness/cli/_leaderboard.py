@@ -5,7 +5,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from harness.cli._app import DbOpt, JsonOpt, app
+from harness.cli._app import (AccountOpt, DbOpt, GpusOpt, JsonOpt, LeaseOpt, PartitionOpt, SbatchLineOpt,
+                              TimeOpt, WorkersOpt, app)
 
 leaderboard_app = typer.Typer(help="Static leaderboard sites built from the stored runs.", no_args_is_help=True)
 app.add_typer(leaderboard_app, name="leaderboard")
@@ -55,13 +56,13 @@ def nightly(
     db: DbOpt = None,
     out: Annotated[Optional[str], typer.Option("--out", "-o", metavar="DIR", help="Site folder (overrides the file's `out`).")] = None,
     executor: Annotated[Optional[str], typer.Option(metavar="local|slurm", help="As harness eval --executor (overrides the file's `executor`): slurm queues each model's run in the --db (PostgreSQL) and submits it as one sbatch array job.")] = None,
-    workers: Annotated[Optional[int], typer.Option(min=1, metavar="N", help="slurm: array tasks (workers) per model's job.")] = None,
-    partition: Annotated[Optional[str], typer.Option(metavar="NAME", help="slurm: #SBATCH --partition.")] = None,
-    time_limit: Annotated[Optional[str], typer.Option("--time", metavar="TIME", help="slurm: #SBATCH --time per worker.")] = None,
-    gpus: Annotated[Optional[int], typer.Option(min=0, metavar="N", help="slurm: #SBATCH --gpus per worker.")] = None,
-    account: Annotated[Optional[str], typer.Option(metavar="NAME", help="slurm: #SBATCH --account.")] = None,
-    sbatch_line: Annotated[Optional[list[str]], typer.Option("--sbatch-line", metavar="LINE", help="slurm: an extra #SBATCH line (replaces the file's sbatch_lines). Repeatable.")] = None,
-    lease: Annotated[Optional[float], typer.Option(min=0.1, metavar="SECONDS", help="slurm: a worker's lease on an item (default 60).")] = None,
+    workers: WorkersOpt = None,
+    partition: PartitionOpt = None,
+    time_limit: TimeOpt = None,
+    gpus: GpusOpt = None,
+    account: AccountOpt = None,
+    sbatch_line: SbatchLineOpt = None,
+    lease: LeaseOpt = None,
     wait: Annotated[Optional[bool], typer.Option("--wait/--no-wait", help="slurm: follow the jobs until their runs finish, then build (default); --no-wait: submit, build from the runs finished so far, and say how to follow the jobs.")] = None,
     as_json: JsonOpt = False,
 ) -> None:

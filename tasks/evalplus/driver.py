@@ -439,13 +439,12 @@ def _own_source():
 
 
 def _run_child(source, phase, payload, first, phase_deadline, budget, spares):
-    """One fresh interpreter on the phase's inputs from `first` on. Returns (ready, load_error, results,
-    why it stopped early or None, bytes read, the input whose output's fingerprint differs from the
-    expected one or None). Every line is checked; the first bad one ends the child."""
+    """A test process of its own (a spare, else a fresh interpreter) on the phase's inputs from `first` on.
+    Returns (ready, load_error, results, why it stopped early or None, bytes read, the input whose
+    output's fingerprint differs from the expected one or None). Every line is checked; the first bad one
+    ends the child."""
     import os
     import select
-    import signal
-    import subprocess
     import time
 
     limits, grace = phase["limits"], payload["grace_s"]
