@@ -124,6 +124,11 @@ def _repr(value: Any, limit: int = 300) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
+# An expected output longer than this as JSON gets no fingerprint: hashing every candidate's output of
+# that size would cost the driver more than stopping early saves.
+FINGERPRINT_MAX_CHARS = 1 << 20
+
+
 class EvalPlusScorer:
     def __init__(self, dataset: str, phases: list[str], completion: bool, min_time_limit: float,
                  gt_time_limit_factor: float, timeout_per_task: float):
@@ -164,7 +169,7 @@ class EvalPlusScorer:
             limits = [max(self.min_time_limit, self.factor * truth[p].times[i]) for i in tested[p]]
             request.append({"name": p, "inputs": [encode(inputs[p][i]) for i in tested[p]], "limits": limits,
                             "deadline_s": min(self.timeout_per_task, sum(limits)) + 2.0,
-                            "expect": self._fingerprints(truth[p], tested[p], ep, atol)})
+                            "expect": await asyncio.to_thread(self._fingerprints, truth[p], tested[p], ep, atol)})
         verdicts: dict[str, dict[str, Any]] = {}
         category = None
         rerun = False
@@ -217,11 +222,14 @@ class EvalPlusScorer:
 
     def _fingerprints(self, truth: Truth, tested: list[int], ep: str, atol: float) -> list[str | None]:
         """What the driver stops a candidate at (driver.py): the fingerprint of each tested input's expected
-        output where `==` alone decides it, else None. Computed once per problem and phase."""
+        output where `==` alone decides it, else None; None too for an output too large to be worth hashing
+        in the driver (Mbpp/255's 1.7M tuples), which the harness compares as it compares every output.
+        Computed once per problem and phase (off the event loop: large outputs take seconds)."""
         if truth.fingerprints is None:
             expected = [truth.expected[i] for i in tested]
             decided = decided_by_equality(self.dataset, ep, expected, atol)
-            truth.fingerprints = [fingerprint(encode(e, True)) if d else None for e, d in zip(expected, decided)]
+            truth.fingerprints = [fingerprint(encode(e, True), FINGERPRINT_MAX_CHARS) if d else None
+                                  for e, d in zip(expected, decided)]
         return truth.fingerprints
 
     def _verdict(self, phase: str, raw: Any, inputs: list, tested: list[int], truth, ep: str, atol) -> dict[str, Any]:

@@ -155,15 +155,18 @@ def _encode_stdlib(kind, name, v, enc):
     raise ValueError(kind)
 
 
-def fingerprint(enc):
+def fingerprint(enc, max_chars=None):
     """A digest of an encoded value that equal values share where that is cheap to see: set elements
     and mapping items in sorted order (a set of strings iterates in another order in every process),
     a number with an integral value as that int (6.0, Fraction(6), True == 1), no class on a
     mapping (a Counter equals the dict of its items). Equal values may still differ here: a differing
-    fingerprint stops a run, and the harness confirms the stop on the values themselves."""
+    fingerprint stops a run, and the harness confirms the stop on the values themselves. None when the
+    canonical JSON is longer than `max_chars`."""
     import hashlib
 
     canonical = json.dumps(_canonical(enc), sort_keys=True, separators=(",", ":"))
+    if max_chars is not None and len(canonical) > max_chars:
+        return None
     return hashlib.blake2b(canonical.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
