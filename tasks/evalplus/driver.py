@@ -1,6 +1,6 @@
 """The test driver that runs inside the sandbox, and the value codec it shares with the harness.
 
-The harness runs this file's source as `python3 -c SOURCE` with a JSON payload on stdin. Two roles:
+The harness runs this file's source as `python3 -I -c SOURCE` with a JSON payload on stdin. Two roles:
 
 - The driver (trusted, `python3 -I -c SOURCE`) first forks two test processes, before it has read
   anything: they hold nothing of the payload. Then it reads the whole payload, makes itself
@@ -9,9 +9,10 @@ The harness runs this file's source as `python3 -c SOURCE` with a JSON payload o
   process of its own, like EvalPlus's one forked process per `untrusted_check`: a spare, or a
   fresh interpreter (`python3 -I -c SOURCE child`) once the spares are used. A test process never
   sees the driver's memory, its stdout or the report nonce: it gets only the program and the
-  inputs on its stdin and answers on a pipe; a spare stays non-dumpable until it has its job. The driver checks every line the child sends (order, shape, size), enforces
-  the per-input and per-phase deadlines from outside the child, and prints one report framed by
-  the run's nonce on its own stdout, which the child cannot reach.
+  inputs on its stdin and answers on a pipe; a spare stays non-dumpable until it has its job. The
+  driver checks every line the child sends (order, shape, size), enforces the per-input and
+  per-phase deadlines from outside the child, and prints one report framed by the run's nonce on
+  its own stdout, which the child cannot reach.
 - The child (untrusted: it runs the model's program) loads the solution as Python would run the
   file (`compile(..., dont_inherit=True)`: nothing of this file's compiler flags leaks into it),
   calls the entry point on every input under a per-input SIGALRM limit and streams the raw
@@ -22,9 +23,10 @@ compares the outputs after parsing the report with `json` only. The driver (neve
 hold a fingerprint of each expected output that `==` alone decides; it stops a candidate's run at
 the first output whose fingerprint differs, so that a wrong program fails after its first wrong
 output instead of running every input, as EvalPlus's fast_check stops. That stop is a hint: the
-harness compares the outputs it got and, when the stopped-at output is right after all (1.0 for
-1, a Counter for a dict), runs the program again without fingerprints. A program that exits early, kills
-the driver, floods or forges the pipe leaves missing or invalid outputs, which fail.
+harness compares the outputs it got and, when the stopped-at output is right after all (a
+dict_items view where a set of pairs is expected), runs the program again without fingerprints. A
+program that exits early, kills the driver, floods or forges the pipe leaves missing or invalid
+outputs, which fail.
 
 Stdlib only (numpy is encoded when the solution already imported it): the same file must run on
 the host's python3 (bwrap) and in the harness-python image. No `from __future__` import: this file
@@ -395,9 +397,10 @@ class _TestProcess:
         return cls(proc.pid, proc.stdin.fileno(), proc.stdout.fileno(), proc)
 
     def send_job(self, data):
+        """The whole job, then end of file: the test process reads all of it before it runs anything."""
         import os
 
-        try:  # the test process reads its whole job before it runs anything of the program
+        try:
             while data:
                 data = data[os.write(self.job_fd, data):]
         except OSError:
@@ -409,21 +412,15 @@ class _TestProcess:
         import os
         import signal
 
-        try:
-            os.killpg(self.pid, signal.SIGKILL)
-        except OSError:
-            pass
+        for kill in (os.killpg, os.kill):
+            try:
+                kill(self.pid, signal.SIGKILL)
+            except OSError:
+                pass
         if self._popen is not None:
-            self._popen.kill()
             self._popen.wait()
-            self._popen.stdin.close()
-            self._popen.stdout.close()
-            return
-        try:
-            os.kill(self.pid, signal.SIGKILL)
-        except OSError:
-            pass
-        os.waitpid(self.pid, 0)
+        else:
+            os.waitpid(self.pid, 0)
         self._close("job_fd")
         self._close("out_fd")
 
@@ -431,8 +428,9 @@ class _TestProcess:
         import os
 
         fd = getattr(self, name)
-        if fd is not None and self._popen is None:
-            os.close(fd)
+        if fd is not None:  # a Popen's pipes are its file objects' descriptors: closed with them
+            pipe = {"job_fd": "stdin", "out_fd": "stdout"}[name]
+            getattr(self._popen, pipe).close() if self._popen is not None else os.close(fd)
         setattr(self, name, None)
 
 

@@ -322,6 +322,24 @@ async def test_ground_truth_runs_fresh_goes_past_slow_inputs_and_never_caches_th
     assert len(rec.fresh) == 3  # the second read came from the cache
 
 
+async def test_ground_truth_goes_past_slow_inputs_in_every_phase(backend, monkeypatch, tmp_path):
+    """Each unfinished input costs a test process: once the driver's two forked spares are used (base's
+    first process and the one after its slow input), fresh interpreters run plus, and each must get
+    its whole job and end of file, or it would wait until its deadline and answer nothing."""
+    from harness.tasks.evalplus import execution
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(execution, "TRUTH_INPUT_LIMIT_S", 0.5)
+    monkeypatch.setattr(execution, "TRUTH_PHASE_LIMIT_S", 8.0)  # a process that never starts fails in seconds
+    # input 1 ignores the test process's own alarm: only the driver's kill ends it, and a new process goes on
+    code = ("import signal, time\ndef f(x):\n    if x == 1:\n        signal.signal(signal.SIGALRM, signal.SIG_IGN)\n"
+            "        time.sleep(30)\n    return x * 2\n")
+    truth = await execution.GroundTruth("humaneval").get(backend, code, "f", {"base": [[0], [1], [2]],
+                                                                               "plus": [[1], [5], [6]]})
+    assert truth["base"].expected == {0: 0, 2: 4} and truth["plus"].expected == {1: 10, 2: 12}
+    assert truth["base"].transient == {1} and truth["plus"].transient == {0}
+
+
 async def test_candidate_code_compiles_as_python_runs_a_file(backend):
     """The driver's own `from __future__ import annotations` must not reach the candidate: an annotation
     naming `List` without importing it fails when the function is defined, as in Python and evalplus."""
