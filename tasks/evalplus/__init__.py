@@ -39,10 +39,10 @@ after base failed: the driver holds a fingerprint of each expected output that `
 (no special oracle, no float tolerance yet) and stops at the first output whose fingerprint
 differs. The harness checks that output itself; when it is right after all (equal values that the
 fingerprint does not unify, such as a dict_items view where a set of pairs is expected), the
-program runs again on every input with no early stop, and the Score's metadata says `rerun`. Standard-library values whose `==` is
-structural (ChainMap, UserList, UserString, MappingProxyType, dict_keys/items views, deque, range,
-Fraction, Decimal, dates, arrays) travel as data that compares as `==` does; objects of other
-classes equal nothing. The ground truth runs in a fresh sandbox, goes on past an input it cannot
+program runs again on every input with no early stop, and the Score's metadata says `rerun`.
+Standard-library values whose `==` is structural (ChainMap, UserList, UserString, MappingProxyType,
+dict_keys/items views, deque, range, Fraction, Decimal, dates, arrays) travel as data that compares
+as `==` does; objects of other classes equal nothing. The ground truth runs in a fresh sandbox, goes on past an input it cannot
 finish, retries such inputs once, and never caches them; every input left out is named in each
 Score and counted at the end of the run.
 
@@ -173,21 +173,21 @@ class EvalPlusScorer:
         verdicts: dict[str, dict[str, Any]] = {}
         category = None
         rerun = False
+
+        def judge(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+            return {p: self._verdict(p, report[p], inputs[p], tested[p], truth[p], ep, atol) for p in self.phases}
+
         try:
             if not code.strip():
                 raise _NoCode()
-            report = await run_driver(ctx.sandbox, code, ep, request, trusted=False)
             try:
-                for p in self.phases:
-                    verdicts[p] = self._verdict(p, report[p], inputs[p], tested[p], truth[p], ep, atol)
+                verdicts = judge(await run_driver(ctx.sandbox, code, ep, request, trusted=False))
             except _RightAfterAll:
                 # the driver stopped at an output whose fingerprint differs and that is right after all:
                 # the whole program again, every input, nothing stopped early
                 rerun = True
-                report = await run_driver(ctx.sandbox, code, ep, [{**r, "expect": None} for r in request],
-                                          trusted=False)
-                for p in self.phases:
-                    verdicts[p] = self._verdict(p, report[p], inputs[p], tested[p], truth[p], ep, atol)
+                verdicts = judge(await run_driver(ctx.sandbox, code, ep, [{**r, "expect": None} for r in request],
+                                                  trusted=False))
         except _NoCode:
             verdicts = {p: {"status": "fail", "error": "no code in the response"} for p in self.phases}
             category = "no_code"

@@ -428,9 +428,12 @@ class _TestProcess:
         import os
 
         fd = getattr(self, name)
-        if fd is not None:  # a Popen's pipes are its file objects' descriptors: closed with them
-            pipe = {"job_fd": "stdin", "out_fd": "stdout"}[name]
-            getattr(self._popen, pipe).close() if self._popen is not None else os.close(fd)
+        if fd is None:
+            return
+        if self._popen is not None:  # a Popen's pipes are its file objects' descriptors: closed with them
+            getattr(self._popen, {"job_fd": "stdin", "out_fd": "stdout"}[name]).close()
+        else:
+            os.close(fd)
         setattr(self, name, None)
 
 

@@ -128,8 +128,8 @@ async def run_driver(sandbox: Any, code: str, entry_point: str, phases: list[dic
                "grace_s": GRACE_S, "report_max": REPORT_MAX}
     try:
         async with sandbox.acquire(fresh=fresh, trusted=trusted) as sb:
-            res = await sb.exec(["python3", "-I", "-c", DRIVER_SOURCE], input=json.dumps(payload), timeout_s=exec_timeout,
-                                output_bytes=REPORT_MAX + (1 << 20))
+            res = await sb.exec(["python3", "-I", "-c", DRIVER_SOURCE], input=json.dumps(payload),
+                                timeout_s=exec_timeout, output_bytes=REPORT_MAX + (1 << 20))
     except Exception as e:  # the sandbox itself failed: not the model's doing
         raise InfraError(f"sandbox failed: {type(e).__name__}: {e}") from e
     try:
@@ -162,7 +162,7 @@ class GroundTruth:
                 if key not in self._pending:  # (another sample may have loaded it meanwhile)
                     self._pending[key] = asyncio.get_running_loop().create_future()
                     self._pending[key].set_result(truth)
-                out[name] = await asyncio.shield(self._pending[key])
+                out[name] = self._pending[key].result()
             else:
                 missing.append(name)
         if missing:
